@@ -10,7 +10,7 @@ PYTEST_ARGS ?=
 $(VENV)/.installed: pyproject.toml
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test,vm]'
+	$(VENV)/bin/pip install -q -e '.[test]'
 	touch $@
 
 venv: $(VENV)/.installed
