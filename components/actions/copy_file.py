@@ -1,0 +1,17 @@
+"""CopyFile: copy files; ``*`` in the source's last segment selects several into a folder."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from components.actions._files import transfer_files
+from components.actions._target import Shell
+from components.actions.base import ActionContext, ActionResult
+
+NAME = "CopyFile"
+PLATFORMS = frozenset({"Linux", "Windows", "macOS"})
+
+
+def run(ctx: ActionContext, inputs: Any) -> ActionResult:
+    transfer_files(Shell(ctx, NAME), inputs, "cp")
+    return ActionResult()
