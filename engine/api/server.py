@@ -1,0 +1,106 @@
+"""The HTTP server: a bare ASGI app (no framework: routing comes from the API model) served
+by uvicorn. Handlers are synchronous and use the database, so each request runs on a worker
+thread and the event loop only moves bytes."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import logging
+import os
+import sys
+from collections.abc import Awaitable, Callable, MutableMapping, Sequence
+from typing import Any
+
+from engine import settings
+from engine.api.dispatch import Dispatcher
+from engine.api.services import Services
+from engine.store import Store
+
+Scope = MutableMapping[str, Any]
+Message = MutableMapping[str, Any]
+Receive = Callable[[], Awaitable[Message]]
+Send = Callable[[Message], Awaitable[None]]
+
+MAX_BODY = 16 * 1024 * 1024  # component documents are at most 16 MB
+
+
+def build_services(config: settings.Config) -> Services:
+    config.data_dir.mkdir(parents=True, exist_ok=True)
+    store = Store(config.db_url)
+    store.migrate()
+    return Services(config=config, store=store)
+
+
+class App:
+    def __init__(self, services: Services) -> None:
+        self.dispatcher = Dispatcher(services)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] == "lifespan":
+            while (await receive())["type"] != "lifespan.shutdown":
+                await send({"type": "lifespan.startup.complete"})
+            await send({"type": "lifespan.shutdown.complete"})
+            return
+        if scope["type"] != "http":
+            return
+        body = bytearray()
+        while True:
+            message = await receive()
+            body += message.get("body", b"")
+            if len(body) > MAX_BODY:
+                await _plain(send, 413, b'{"message":"request body too large"}')
+                return
+            if not message.get("more_body"):
+                break
+        if scope["path"] == "/healthz":
+            await _plain(send, 200, b'{"status":"ok"}')
+            return
+        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        raw_path = scope.get("raw_path") or scope["path"].encode()
+        response = await asyncio.to_thread(
+            self.dispatcher.handle,
+            scope["method"],
+            raw_path.decode("latin-1"),
+            scope.get("query_string", b"").decode("latin-1"),
+            headers,
+            bytes(body),
+        )
+        await send({"type": "http.response.start", "status": response.status, "headers": response.headers})
+        await send({"type": "http.response.body", "body": response.body})
+
+
+async def _plain(send: Send, status: int, body: bytes) -> None:
+    await send({"type": "http.response.start", "status": status, "headers": [(b"content-type", b"application/json")]})
+    await send({"type": "http.response.body", "body": body})
+
+
+def create_app() -> App:
+    """Factory for uvicorn (also used by each worker process); reads settings from the env."""
+    config = settings.load()
+    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    return App(build_services(config))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    import uvicorn
+
+    parser = argparse.ArgumentParser(prog="imagebuilder server", description="Serve the Image Builder API (rest-json).")
+    settings.add_arguments(parser)
+    args = parser.parse_args(argv)
+    config = settings.load(args)
+    # Worker processes re-read settings from the environment: export what the flags said.
+    for s in settings.SETTINGS:
+        os.environ[s.env] = str(getattr(config, s.name))
+    build_services(config).store.dispose()  # migrate once, before workers start
+    print(f"imagebuilder API on http://{config.host}:{config.port} (data in {config.data_dir})", file=sys.stderr)
+    uvicorn.run(
+        "engine.api.server:create_app",
+        factory=True,
+        host=config.host,
+        port=config.port,
+        workers=config.workers if config.workers > 1 else None,
+        log_level="warning",
+        access_log=False,
+    )
+    return 0

@@ -1,0 +1,96 @@
+"""Component documents as the API sees them: fetched from `data` or `uri`, checked by the
+component engine's validator, and summarized (type, parameters) for the resource record."""
+
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+from urllib.parse import urlparse
+
+import yaml
+
+from engine.api import errors
+
+
+@dataclass(frozen=True)
+class ComponentSummary:
+    data: str
+    digest: str
+    phases: tuple[str, ...]
+    parameters: tuple[dict[str, Any], ...]
+
+
+def fetch_uri(uri: str, s3_endpoint: str | None = None) -> str:
+    """The document a `uri` names: file:// or a path on the server, or s3://bucket/key on
+    the configured S3-compatible store."""
+    parsed = urlparse(uri)
+    if parsed.scheme in ("", "file"):
+        path = Path(parsed.path if parsed.scheme else uri)
+        try:
+            return path.read_text()
+        except OSError as exc:
+            raise errors.invalid(f"cannot read {uri}: {exc.strerror}") from None
+    if parsed.scheme == "s3":
+        import botocore.session
+        from botocore.exceptions import BotoCoreError, ClientError
+
+        client = botocore.session.get_session().create_client("s3", endpoint_url=s3_endpoint or None)
+        try:
+            obj = client.get_object(Bucket=parsed.netloc, Key=parsed.path.lstrip("/"))
+            text: str = obj["Body"].read().decode()
+            return text
+        except (BotoCoreError, ClientError) as exc:
+            raise errors.invalid(f"cannot fetch {uri}: {exc}") from None
+    raise errors.invalid(f"unsupported uri scheme in {uri!r}: use s3://, file:// or a path")
+
+
+def summarize_component(data: str, name: str = "component") -> ComponentSummary:
+    """Validate a component document; errors name the line and step in the author's words."""
+    from components.document import parse_document
+    from components.errors import DocumentInvalid
+
+    try:
+        parse_document(data, f"{name}.yaml")
+    except DocumentInvalid as exc:
+        raise errors.invalid(f"the component document is not valid: {exc}") from None
+    try:
+        doc = yaml.safe_load(data)
+    except yaml.YAMLError as exc:
+        raise errors.invalid(f"the component document is not valid YAML: {exc}") from None
+    if not isinstance(doc, dict) or "phases" not in doc:
+        raise errors.invalid("the component document must be a YAML mapping with schemaVersion and phases")
+    phases = tuple(str(p.get("name")) for p in doc.get("phases") or [] if isinstance(p, dict))
+    params: list[dict[str, Any]] = []
+    for entry in doc.get("parameters") or []:
+        if isinstance(entry, dict):
+            for pname, spec in entry.items():
+                spec = spec if isinstance(spec, dict) else {}
+                detail: dict[str, Any] = {"name": str(pname), "type": str(spec.get("type", "string"))}
+                if "default" in spec:
+                    default = spec["default"]
+                    detail["defaultValue"] = [str(v) for v in default] if isinstance(default, list) else [str(default)]
+                if spec.get("description"):
+                    detail["description"] = str(spec["description"])
+                params.append(detail)
+    return ComponentSummary(
+        data=data,
+        digest=hashlib.sha256(data.encode()).hexdigest(),
+        phases=phases,
+        parameters=tuple(params),
+    )
+
+
+def shell_to_component(script: str, component_type: str, name: str) -> str:
+    """ImportComponent's SHELL format: the script becomes one ExecuteBash step in the build
+    phase (or the test phase for TEST components)."""
+    phase = "test" if component_type == "TEST" else "build"
+    doc = {
+        "name": name,
+        "schemaVersion": 1.0,
+        "phases": [
+            {"name": phase, "steps": [{"name": "RunScript", "action": "ExecuteBash", "inputs": {"commands": [script]}}]}
+        ],
+    }
+    return yaml.safe_dump(doc, sort_keys=False)

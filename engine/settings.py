@@ -1,0 +1,83 @@
+"""One table of settings: the CLI flags, environment variables and docs come from it.
+
+Each setting is read from (in order) a command-line flag, an ``IMAGEBUILDER_*`` environment
+variable, or its default. docs/CONFIGURATION.md is checked against this table by a test.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+
+@dataclass(frozen=True)
+class Setting:
+    name: str
+    default: str
+    help: str
+
+    @property
+    def flag(self) -> str:
+        return "--" + self.name.replace("_", "-")
+
+    @property
+    def env(self) -> str:
+        return "IMAGEBUILDER_" + self.name.upper()
+
+
+SETTINGS: tuple[Setting, ...] = (
+    Setting("host", "127.0.0.1", "address the API server listens on"),
+    Setting("port", "8080", "port the API server listens on"),
+    Setting("data_dir", "./data", "directory for the SQLite file, image store and logs"),
+    Setting("database_url", "", "SQLAlchemy URL (postgresql+psycopg://...); default: SQLite in data_dir"),
+    Setting("region", "us-east-1", "region named in ARNs and accepted in request signatures"),
+    Setting("account_id", "123456789012", "account id named in ARNs of the caller's resources"),
+    Setting("workers", "1", "API server processes (uvicorn workers)"),
+    Setting("temporal_address", "127.0.0.1:7233", "Temporal frontend host:port"),
+    Setting("temporal_namespace", "default", "Temporal namespace builds run in"),
+    Setting("log_level", "info", "log level: debug, info, warning, error"),
+    Setting("s3_endpoint_url", "", "S3-compatible endpoint for s3:// URIs (MinIO, Ceph RGW); empty: AWS default"),
+)
+
+
+@dataclass(frozen=True)
+class Config:
+    host: str
+    port: int
+    data_dir: Path
+    database_url: str
+    region: str
+    account_id: str
+    workers: int
+    temporal_address: str
+    temporal_namespace: str
+    log_level: str
+    s3_endpoint_url: str
+
+    @property
+    def db_url(self) -> str:
+        return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'imagebuilder.sqlite'}"
+
+
+def add_arguments(parser: argparse.ArgumentParser, names: Sequence[str] | None = None) -> None:
+    for s in SETTINGS:
+        if names is None or s.name in names:
+            parser.add_argument(
+                s.flag, dest=s.name, default=None, help=f"{s.help} (env {s.env}, default {s.default!r})"
+            )
+
+
+def load(args: argparse.Namespace | None = None) -> Config:
+    raw: dict[str, str] = {}
+    for s in SETTINGS:
+        value = getattr(args, s.name, None) if args is not None else None
+        raw[s.name] = value if value is not None else os.environ.get(s.env, s.default)
+    types = {f.name: f.type for f in fields(Config)}
+    conv: dict[str, object] = {}
+    for key, value in raw.items():
+        t = types[key]
+        conv[key] = int(value) if t == "int" else Path(value) if t == "Path" else value
+    return Config(**conv)  # type: ignore[arg-type]
