@@ -52,32 +52,21 @@ def summarize_component(data: str, name: str = "component") -> ComponentSummary:
     from components.errors import DocumentInvalid
 
     try:
-        parse_document(data, f"{name}.yaml")
+        doc = parse_document(data, f"{name}.yaml")
     except DocumentInvalid as exc:
         raise errors.invalid(f"the component document is not valid: {exc}") from None
-    try:
-        doc = yaml.safe_load(data)
-    except yaml.YAMLError as exc:
-        raise errors.invalid(f"the component document is not valid YAML: {exc}") from None
-    if not isinstance(doc, dict) or "phases" not in doc:
-        raise errors.invalid("the component document must be a YAML mapping with schemaVersion and phases")
-    phases = tuple(str(p.get("name")) for p in doc.get("phases") or [] if isinstance(p, dict))
     params: list[dict[str, Any]] = []
-    for entry in doc.get("parameters") or []:
-        if isinstance(entry, dict):
-            for pname, spec in entry.items():
-                spec = spec if isinstance(spec, dict) else {}
-                detail: dict[str, Any] = {"name": str(pname), "type": str(spec.get("type", "string"))}
-                if "default" in spec:
-                    default = spec["default"]
-                    detail["defaultValue"] = [str(v) for v in default] if isinstance(default, list) else [str(default)]
-                if spec.get("description"):
-                    detail["description"] = str(spec["description"])
-                params.append(detail)
+    for p in doc.parameters:
+        detail: dict[str, Any] = {"name": p.name, "type": p.type}
+        if p.default is not None:
+            detail["defaultValue"] = [str(p.default)]
+        if p.description:
+            detail["description"] = p.description
+        params.append(detail)
     return ComponentSummary(
         data=data,
         digest=hashlib.sha256(data.encode()).hexdigest(),
-        phases=phases,
+        phases=tuple(ph.name for ph in doc.phases),
         parameters=tuple(params),
     )
 

@@ -68,6 +68,9 @@ def _row_to_record(row: sa.Row[Any]) -> Record:
 
 
 _ORDER = (resources.c.name, resources.c.v_major, resources.c.v_minor, resources.c.v_patch, resources.c.build)
+# Built once: constructing SQLAlchemy expressions costs more than running the query.
+_GET = sa.select(resources).where(resources.c.arn == sa.bindparam("arn"))
+_GET_KIND = _GET.where(resources.c.kind == sa.bindparam("kind"))
 
 
 class Tx:
@@ -77,10 +80,10 @@ class Tx:
         self.conn = conn
 
     def get(self, arn: str, kind: str | None = None) -> Record | None:
-        q = sa.select(resources).where(resources.c.arn == arn)
-        if kind is not None:
-            q = q.where(resources.c.kind == kind)
-        row = self.conn.execute(q).first()
+        if kind is None:
+            row = self.conn.execute(_GET, {"arn": arn}).first()
+        else:
+            row = self.conn.execute(_GET_KIND, {"arn": arn, "kind": kind}).first()
         return _row_to_record(row) if row else None
 
     def find(
@@ -183,7 +186,7 @@ class Store:
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
             self.engine = sa.create_engine(url, pool_size=16, max_overflow=16, pool_pre_ping=True)
-        self._local = threading.local()
+        self._write_lock = threading.Lock()
 
     def migrate(self) -> None:
         cfg = AlembicConfig()
@@ -199,13 +202,24 @@ class Store:
     def transaction(self, write: bool = False) -> Iterator[Tx]:
         with self.engine.connect() as conn:
             if self.is_sqlite:
-                conn.exec_driver_sql("BEGIN IMMEDIATE" if write else "BEGIN")
+                # The driver connection directly: these statements need no SQLAlchemy processing.
+                raw = conn.connection.dbapi_connection
+                assert raw is not None
+                if write:
+                    # One writer at a time per process, queued fairly here rather than by
+                    # SQLite's busy handler, whose sleeps give long tail latencies.
+                    self._write_lock.acquire()
                 try:
-                    yield Tx(conn)
-                except BaseException:
-                    conn.exec_driver_sql("ROLLBACK")
-                    raise
-                conn.exec_driver_sql("COMMIT")
+                    raw.execute("BEGIN IMMEDIATE" if write else "BEGIN")
+                    try:
+                        yield Tx(conn)
+                    except BaseException:
+                        raw.execute("ROLLBACK")
+                        raise
+                    raw.execute("COMMIT")
+                finally:
+                    if write:
+                        self._write_lock.release()
             else:
                 with conn.begin():
                     yield Tx(conn)
