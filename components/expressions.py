@@ -200,8 +200,9 @@ def to_text(value: Any) -> str:
 
 def substitute_text(text: str, scope: Scope) -> Any:
     """Replace references in one string. A string that is exactly one reference keeps the value's type."""
-    whole = REFERENCE.fullmatch(text)
-    if whole:
+    found = list(REFERENCE.finditer(text))
+    if len(found) == 1 and found[0].span() == (0, len(text)):
+        whole = found[0]
         value = resolve(parse_ref(whole.group(1)), scope)
         return text if value is _UNRESOLVED else value
 

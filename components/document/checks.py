@@ -157,8 +157,10 @@ def _describe(error: SchemaError) -> str:
         what = " or ".join(_TYPE_WORDS.get(t, t) for t in types)
         if "array" in types and isinstance(error.schema, Mapping):
             item_type = (error.schema.get("items") or {}).get("type")
-            if item_type in _TYPE_WORDS:
-                what = f"a list of {item_type}s"
+            # Scalars that YAML may type as numbers or booleans are accepted as strings.
+            item_types = item_type if isinstance(item_type, list) else [item_type]
+            if "string" in item_types or item_types[0] in _TYPE_WORDS:
+                what = f"a list of {'string' if 'string' in item_types else item_types[0]}s"
         return f"{where} must be {what}"
     if error.validator == "required":
         missing = str(error.message).split("'")[1] if "'" in error.message else error.message
