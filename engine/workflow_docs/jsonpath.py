@@ -163,7 +163,8 @@ def reference_type(path: VarPath, scope: Scope) -> ValueType:
     # workflowOutputs: outputs of the workflows that ran before this one in the pipeline.
     if scope.workflow_type is WorkflowType.BUILD:
         raise ValueError(
-            f"'{path.text}' refers to the outputs of an earlier workflow, but a BUILD workflow runs first and has none"
+            f"refers to '{path.text}', an output of an earlier workflow, "
+            "but a BUILD workflow runs first, so there is none"
         )
     return _descend(path, ValueType.STRING if head == "ImageId" else ValueType.ANY, rest)
 

@@ -447,7 +447,9 @@ class _Validator:
             if self._beyond_static_check(error, holders):
                 continue
             message, where = self._input_message(error, holders, spec)
-            problems.append((self.lines.line((*at, *where)) or 0, message, where))
+            # A missing input is often explained by a misspelt one, so it is reported last.
+            rank = (error.validator == "required", self.lines.line((*at, *where)) or 0)
+            problems.append((rank, message, where))
         if problems:
             _, message, where = min(problems, key=lambda p: p[0])
             self.fail(message, (*at, *where), step)
