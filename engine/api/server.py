@@ -12,7 +12,7 @@ import sys
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
 from typing import Any
 
-from engine import settings
+from engine import managed, settings
 from engine.api.dispatch import Dispatcher
 from engine.api.services import Services
 from engine.store import Store
@@ -29,6 +29,7 @@ def build_services(config: settings.Config) -> Services:
     config.data_dir.mkdir(parents=True, exist_ok=True)
     store = Store(config.db_url)
     store.migrate()
+    managed.seed(config, store)
     return Services(config=config, store=store)
 
 
