@@ -130,7 +130,9 @@ class Shell:
         return self.sh(f"command -v {q(name)} >/dev/null 2>&1").exit_code == 0
 
     def script_path(self, suffix: str) -> str:
-        """A fresh file name under the run's work dir for a script or download."""
+        """A fresh file name under the run's work dir (created if need be) for a script."""
+        # Target.write_file does not promise to create parent folders, so make sure here.
+        self.check(f"mkdir -p -- {q(self.ctx.work_dir)}", f"cannot create work dir {self.ctx.work_dir}")
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{self.ctx.phase}-{self.ctx.step}")
         return posixpath.join(self.ctx.work_dir, f"{safe}-{time.time_ns()}{suffix}")
 
