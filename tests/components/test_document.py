@@ -62,7 +62,8 @@ def test_yaml_syntax_error_has_line() -> None:
 
 
 def test_parameters_and_constants() -> None:
-    text = bash_doc(top="""
+    text = bash_doc(
+        top="""
         parameters:
           - Greeting:
               type: string
@@ -74,7 +75,8 @@ def test_parameters_and_constants() -> None:
           - Where:
               type: string
               value: world
-        """)
+        """
+    )
     d = parse_document(text)
     assert [(p.name, p.default) for p in d.parameters] == [("Greeting", "hello"), ("Needed", None)]
     assert [(c.name, c.value) for c in d.constants] == [("Where", "world")]

@@ -161,8 +161,12 @@ def test_file_operators_run_on_the_target(tmp_path: Path, probe: conditions.Prob
     assert ev({"folderExists": str(tmp_path / "nope")}, probe) is False
     assert ev({"binaryExists": "sh"}, probe) is True
     assert ev({"binaryExists": "surely-not-a-binary-here"}, probe) is False
-    for op, algo in [("fileMD5Equals", "md5"), ("fileSHA1Equals", "sha1"),
-                     ("fileSHA256Equals", "sha256"), ("fileSHA512Equals", "sha512")]:
+    for op, algo in [
+        ("fileMD5Equals", "md5"),
+        ("fileSHA1Equals", "sha1"),
+        ("fileSHA256Equals", "sha256"),
+        ("fileSHA512Equals", "sha512"),
+    ]:
         digest = hashlib.new(algo, b"hello\n").hexdigest()
         assert ev({op: digest.upper(), "path": str(f)}, probe) is True
         assert ev({op: "0" * len(digest), "path": str(f)}, probe) is False
