@@ -33,7 +33,7 @@ class ActionFailed(Exception):
         self.exit_code = exit_code
 
 
-class RebootRequested(Exception):  # noqa: N818 - it is a request, not an error
+class RebootRequested(Exception):  # a request, not an error, so no "Error" suffix
     """The step asked for a reboot (exit code 194 or the Reboot action).
 
     The runner reboots the target and runs the same step again; finished steps are not rerun.

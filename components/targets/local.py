@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
 import selectors
 import subprocess
@@ -67,10 +68,8 @@ class LocalTarget(Target):
                     if sink:
                         sink(chunk)
         if timed_out:
-            try:
+            with contextlib.suppress(ProcessLookupError):
                 os.killpg(proc.pid, 9)
-            except ProcessLookupError:
-                pass
             proc.wait()
             return ExecResult(-1, bytes(out), bytes(err), timed_out=True)
         return ExecResult(proc.wait(), bytes(out), bytes(err))
