@@ -43,8 +43,9 @@ ParameterValue = str | int | bool | list[str]
 class Parameter:
     name: str
     type: ParameterType = ParameterType.STRING
-    #: The typed default; None means the caller must give a value when the workflow runs.
-    default: ParameterValue | None = None
+    #: The typed default (a ParameterValue); None means the caller must give a value when the workflow runs.
+    #: Typed Any on purpose: Temporal's converter would turn a union's bool into int (it tries int first).
+    default: Any = None
     description: str = ""
 
     @property
@@ -64,7 +65,7 @@ class Condition:
 
     op: str
     children: tuple[Condition, ...] = ()
-    operand: str | int | float | bool | None = None
+    operand: Any = None  # Any, not a union, so Temporal's converter keeps true and 1.5 as they are
     value: Any = None
 
 
