@@ -328,6 +328,8 @@ class _Validator:
             self.fail(f"each step must be a mapping with name and action, not {_describe(raw)}", path)
         name = raw.get("name")
         label = name if isinstance(name, str) else None
+        # Unknown keys first: a step with ``Name:`` should hear about the spelling, not a missing name.
+        self._known_keys(raw, STEP_KEYS, path, "step", label)
         if name is None:
             self.fail("the step has no name", path)
         if not isinstance(name, str) or not NAME_RE.match(name):
@@ -336,7 +338,6 @@ class _Validator:
                 (*path, "name"),
                 label,
             )
-        self._known_keys(raw, STEP_KEYS, path, "step", name)
         spec = self._action(raw, path, name)
         scope = Scope(scope.workflow_type, scope.earlier_steps, scope.all_steps, scope.parameters, name)
         return Step(
@@ -569,6 +570,11 @@ class _Validator:
             held = holders.types.get(checked)
             if held is not None:
                 vtype, variable = held
+                if "{{" in variable:
+                    return (
+                        f"input '{name}' is a string with {{{{ }}}} variables in it, but it must be {wanted}",
+                        written,
+                    )
                 return f"input '{name}' refers to '{variable}', which holds a {vtype}, but it must be {wanted}", written
             return f"input '{name}' must be {wanted}, not {_describe(instance)}", written
         if kind == "enum":

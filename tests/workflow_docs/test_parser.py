@@ -295,6 +295,13 @@ BAD: list[tuple[str, str, int | None, str | None, str]] = [
     ),
     ("schemaVersion: 1.0\nsteps:\n  - action: WaitForAction\n", "BUILD", 3, None, "the step has no name"),
     (
+        "schemaVersion: 1.0\nsteps:\n  - Name: Wait\n    action: WaitForAction\n",
+        "BUILD",
+        3,
+        None,
+        "unknown step field 'Name' (did you mean 'name'?)",
+    ),
+    (
         "schemaVersion: 1.0\nsteps:\n  - name: 1st\n    action: WaitForAction\n",
         "BUILD",
         3,
@@ -613,6 +620,16 @@ BAD: list[tuple[str, str, int | None, str | None, str]] = [
         10,
         "Wait",
         "input 'payload' refers to step 'Launched', which is not an earlier step",
+    ),
+    (
+        STEPS_HEADER.replace(
+            "      waitFor: ssmAgent\n",
+            "      waitFor: ssmAgent\n      instanceTypesOverride: '{{ $.imagebuilder.imageName }}'\n",
+        ),
+        "BUILD",
+        7,
+        "Launch",
+        "input 'instanceTypesOverride' is a string with {{ }} variables in it, but it must be a list",
     ),
     # --- conditions
     (
