@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from components.errors import DocumentInvalid, ToeError
-from components.targets.base import Target
+from components.targets.base import Target, TargetError
 
 EXIT_OK = 0
 EXIT_FAILED = 1
@@ -94,7 +94,10 @@ def open_target(spec: str) -> Target:
     open_any = getattr(importlib.import_module("components.targets"), "open_target", None)
     if open_any is None:
         raise ToeError(f"target {spec!r}: only 'local' is available (components.targets.open_target is missing)")
-    target: Target = open_any(spec)
+    try:
+        target: Target = open_any(spec)
+    except (ValueError, TargetError) as exc:  # a malformed spec, or a target that cannot be reached
+        raise ToeError(f"target {spec!r}: {exc}") from None
     return target
 
 
