@@ -1,0 +1,74 @@
+"""Step activities: one Temporal activity per workflow step action, each handing the step to
+the executor named in the build context.
+
+Activities are async only to keep the worker's event loop free: the executor's blocking work
+runs on a thread while the activity heartbeats, so Temporal notices a dead worker within the
+heartbeat timeout and a cancellation reaches the executor (as ``runtime.cancel``) promptly.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Callable
+from typing import Any
+
+from temporalio import activity
+
+from workers.blobstore import BlobStore
+from workers.contracts import CleanupRequest, CleanupResult, StepRequest, StepResult
+from workers.errors import NotSupported
+from workers.executors.base import ACTION_METHODS, Executor, StepRuntime
+
+HEARTBEAT_SECONDS = 5.0
+
+
+class StepActivities:
+    def __init__(self, executors: dict[str, Executor], blobs: BlobStore) -> None:
+        self.executors = executors
+        self.blobs = blobs
+
+    def _executor(self, kind: str) -> Executor:
+        try:
+            return self.executors[kind]
+        except KeyError:
+            raise NotSupported(f"this worker has no {kind} executor") from None
+
+    async def _run_blocking(self, fn: Callable[[StepRuntime], Any], log_ref: str) -> Any:
+        cancel = threading.Event()
+        details: list[Any] = []
+        runtime = StepRuntime(cancel=cancel, log_dir=self.blobs.folder(log_ref), heartbeat=details.append)
+        task = asyncio.ensure_future(asyncio.to_thread(fn, runtime))
+        try:
+            while True:
+                done, _ = await asyncio.wait({task}, timeout=HEARTBEAT_SECONDS)
+                if done:
+                    return task.result()
+                activity.heartbeat(*details[-1:])
+        except asyncio.CancelledError:
+            # Let the executor stop at its next check and clean up before we report back.
+            cancel.set()
+            await asyncio.shield(asyncio.wait({task}))
+            raise
+
+    def step(self, action: str) -> Callable[[StepRequest], Any]:
+        async def run(request: StepRequest) -> StepResult:
+            executor = self._executor(request.context.executor)
+            log_ref = f"{request.context.log_prefix}/{request.workflow_type.lower()}/{request.step_name}"
+            result: StepResult = await self._run_blocking(lambda rt: executor.run(action, request, rt), log_ref)
+            return result
+
+        run.__name__ = ACTION_METHODS[action]
+        return activity.defn(name=action)(run)
+
+    def all(self) -> list[Callable[..., Any]]:
+        acts: list[Callable[..., Any]] = [self.step(action) for action in ACTION_METHODS]
+
+        @activity.defn(name="CleanupBuild")
+        async def cleanup(request: CleanupRequest) -> CleanupResult:
+            executor = self._executor(request.context.executor)
+            result: CleanupResult = await asyncio.to_thread(executor.cleanup, request)
+            return result
+
+        acts.append(cleanup)
+        return acts
