@@ -208,6 +208,11 @@ def ami(name: str = "x {{imagebuilder:buildDate}}", **kw: Any) -> dict[str, Any]
         ([{"region": "us-east-1"}, {"region": "us-east-1"}], "InvalidRequestException", "more than once"),
         ([{"region": "US East"}], "InvalidRequestException", "not a region name"),
         (
+            [{"region": "us-east-1", "amiDistributionConfiguration": ami(launchPermission={"userGroups": ["admins"]})}],
+            "InvalidRequestException",
+            "only the group 'all'",
+        ),
+        (
             [{"region": "us-east-1", "amiDistributionConfiguration": ami("fixed-name")}],
             "InvalidRequestException",
             "buildDate",

@@ -9,7 +9,8 @@ from typing import Any
 import pytest
 from botocore.exceptions import ClientError
 
-from tests.api.conftest import ACCOUNT, check_output, error_code
+from engine.store import Record, Store
+from tests.api.conftest import ACCOUNT, Server, check_output, error_code
 
 ARN = f"arn:aws:imagebuilder:us-east-1:{ACCOUNT}"
 MANAGED = "arn:aws:imagebuilder:us-east-1:aws"
@@ -433,3 +434,83 @@ def test_container_recipe_dry_run(ib: Any) -> None:
         ib.list_container_recipes(filters=[{"name": "name", "values": ["dry-container"]}])["containerRecipeSummaryList"]
         == []
     )
+
+
+# --- parent images that are Image Builder images -------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def images(server: Server) -> dict[str, str]:
+    """Image records written straight into the server's store, the way builds and managed
+    parent image registration record them (CreateImage is another family's work)."""
+    store = Store(f"sqlite:///{server.data_dir.resolve() / 'imagebuilder.sqlite'}")
+    made = {}
+    rows = [
+        ("debian", "aws", "debian-12-x86", "1.0.0", "AMI", "Linux", "AVAILABLE"),
+        ("debian-failed", "aws", "debian-12-x86", "1.1.0", "AMI", "Linux", "FAILED"),
+        ("windows", ACCOUNT, "win-base", "1.0.0", "AMI", "Windows", "AVAILABLE"),
+        ("container", ACCOUNT, "debian-base", "2.0.0", "DOCKER", "Linux", "AVAILABLE"),
+    ]
+    with store.transaction(write=True) as tx:
+        for key, account, name, version, kind, platform, status in rows:
+            arn = f"arn:aws:imagebuilder:us-east-1:{account}:image/{name}/{version}/1"
+            body = {
+                "arn": arn,
+                "name": name,
+                "version": version,
+                "type": kind,
+                "platform": platform,
+                "osVersion": "Debian 12" if platform == "Linux" else "Microsoft Windows Server 2022",
+                "state": {"status": status},
+            }
+            tx.insert(Record(arn=arn, kind="image", account=account, name=name, version=version, build=1, body=body))
+            made[key] = arn
+    store.dispose()
+    return made
+
+
+def test_parent_image_arns(ib: Any, comps: dict[str, str], images: dict[str, str]) -> None:
+    # The wildcard skips the FAILED 1.1.0 build and finds 1.0.0; the platform comes from it.
+    r = image_recipe(ib, "on-managed-parent", parentImage=f"{MANAGED}:image/debian-12-x86/x.x.x")
+    recipe = ib.get_image_recipe(imageRecipeArn=r["imageRecipeArn"])["imageRecipe"]
+    assert recipe["platform"] == "Linux" and recipe["parentImage"].endswith("debian-12-x86/x.x.x")
+    err = fails(ib.create_image_recipe, name="parent-1", semanticVersion="1.0.0", parentImage=images["debian-failed"])
+    assert "FAILED" in str(err)
+    err = fails(ib.create_image_recipe, name="parent-2", semanticVersion="1.0.0", parentImage=images["container"])
+    assert "container image" in str(err)
+    # A Windows parent decides the platform, so a Linux component no longer fits.
+    err = fails(
+        ib.create_image_recipe,
+        name="parent-3",
+        semanticVersion="1.0.0",
+        parentImage=images["windows"],
+        components=[{"componentArn": comps["plain"]}],
+    )
+    assert "Linux component" in str(err) and "Windows" in str(err)
+    win = image_recipe(ib, "on-windows", parentImage=images["windows"], components=[{"componentArn": comps["windows"]}])
+    assert ib.get_image_recipe(imageRecipeArn=win["imageRecipeArn"])["imageRecipe"]["platform"] == "Windows"
+    # Container recipes build on container images, without platform or OS overrides.
+    made = container_recipe(ib, "on-image-parent", parentImage=f"{ARN}:image/debian-base/2.x.x")
+    got = ib.get_container_recipe(containerRecipeArn=made["containerRecipeArn"])["containerRecipe"]
+    assert got["platform"] == "Linux"
+    err = fails(
+        ib.create_container_recipe,
+        name="parent-4",
+        semanticVersion="1.0.0",
+        containerType="DOCKER",
+        parentImage=images["container"],
+        platformOverride="Linux",
+        targetRepository={"service": "ECR", "repositoryName": "app"},
+        dockerfileTemplateData=DOCKERFILE,
+    )
+    assert "platformOverride" in str(err)
+    err = fails(
+        ib.create_container_recipe,
+        name="parent-5",
+        semanticVersion="1.0.0",
+        containerType="DOCKER",
+        parentImage=images["debian"],
+        targetRepository={"service": "ECR", "repositoryName": "app"},
+        dockerfileTemplateData=DOCKERFILE,
+    )
+    assert "machine image" in str(err)

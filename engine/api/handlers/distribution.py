@@ -41,6 +41,10 @@ def _check_distribution(i: int, d: dict[str, Any], own_account: str) -> None:
             f"{where}: amiDistributionConfiguration.name {name!r} must include {{{{ imagebuilder:buildDate }}}} "
             "so that each build's image gets its own name"
         )
+    groups = (ami.get("launchPermission") or {}).get("userGroups") or []
+    if any(g != "all" for g in groups):
+        # EC2 knows one launch group, "all" (public); anything else would be silently ignored.
+        raise errors.invalid(f"{where}: launchPermission.userGroups takes only the group 'all', not {groups}")
     targets = ami.get("targetAccountIds") or []
     if len(set(targets)) != len(targets):
         raise errors.invalid(f"{where}: amiDistributionConfiguration.targetAccountIds lists an account twice")
