@@ -19,8 +19,22 @@ def _toe(argv: Sequence[str]) -> int:
     return toe_main(argv)
 
 
+def _worker(argv: Sequence[str]) -> int:
+    from engine.worker_cli import main as worker_main
+
+    return worker_main(argv)
+
+
+def _up(argv: Sequence[str]) -> int:
+    from engine.up import main as up_main
+
+    return up_main(argv)
+
+
 VERBS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
+    "up": (_up, "run the embedded single-node stack: Temporal, the API server and workers"),
     "server": (_server, "serve the Image Builder API (rest-json)"),
+    "worker": (_worker, "run Temporal workers: the control worker and executors"),
     "toe": (_toe, "validate and run component documents (awstoe-compatible)"),
 }
 

@@ -39,6 +39,7 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("temporal_address", "127.0.0.1:7233", "Temporal frontend host:port"),
     Setting("temporal_namespace", "default", "Temporal namespace builds run in"),
     Setting("log_level", "info", "log level: debug, info, warning, error"),
+    Setting("registry", "127.0.0.1:5000", "container registry (host:port) images are pushed to"),
     Setting("s3_endpoint_url", "", "S3-compatible endpoint for s3:// URIs (MinIO, Ceph RGW); empty: AWS default"),
 )
 
@@ -55,6 +56,7 @@ class Config:
     temporal_address: str
     temporal_namespace: str
     log_level: str
+    registry: str
     s3_endpoint_url: str
 
     @property

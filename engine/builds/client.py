@@ -1,0 +1,80 @@
+"""The API server's line to Temporal: start, cancel and signal builds from synchronous handlers.
+
+Handlers run on threads; the Temporal client is asyncio. One background event loop owns the
+client and handlers submit coroutines to it. A Temporal that is down is the caller's
+ServiceUnavailableException, never a hung request.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from datetime import timedelta
+from typing import Any, TypeVar
+
+from temporalio.client import Client, WorkflowHandle
+from temporalio.common import WorkflowIDReusePolicy
+from temporalio.service import RPCError
+
+from engine.api.errors import ApiError
+from engine.builds.model import WORKFLOW_NAME, BuildInput, StepActionSignal, workflow_id
+from workers.contracts import CONTROL_QUEUE
+
+T = TypeVar("T")
+CALL_TIMEOUT = 15.0
+
+
+class TemporalGateway:
+    def __init__(self, address: str, namespace: str) -> None:
+        self.address = address
+        self.namespace = namespace
+        self._loop = asyncio.new_event_loop()
+        self._thread = threading.Thread(target=self._loop.run_forever, name="temporal-client", daemon=True)
+        self._thread.start()
+        self._client: Client | None = None
+        self._lock = threading.Lock()
+
+    def _call(self, make: Callable[[Client], Awaitable[T]]) -> T:
+        async def run() -> T:
+            if self._client is None:
+                self._client = await Client.connect(self.address, namespace=self.namespace)
+            return await make(self._client)
+
+        future = asyncio.run_coroutine_threadsafe(run(), self._loop)
+        try:
+            return future.result(CALL_TIMEOUT)
+        except (RPCError, OSError, RuntimeError, TimeoutError) as exc:
+            future.cancel()
+            raise ApiError(
+                "ServiceUnavailableException", f"the build service (Temporal at {self.address}) is not reachable: {exc}"
+            ) from None
+
+    def start_build(self, build: BuildInput) -> str:
+        async def start(client: Client) -> str:
+            handle: WorkflowHandle[Any, Any] = await client.start_workflow(
+                WORKFLOW_NAME,
+                build,
+                id=workflow_id(build.context.image_arn),
+                task_queue=CONTROL_QUEUE,
+                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                execution_timeout=timedelta(hours=int(build.system.get("timeoutHours", 48))),
+            )
+            return str(handle.result_run_id)
+
+        return self._call(start)
+
+    def cancel_build(self, image_arn: str) -> None:
+        async def cancel(client: Client) -> None:
+            await client.get_workflow_handle(workflow_id(image_arn)).cancel()
+
+        self._call(cancel)
+
+    def send_step_action(self, image_arn: str, signal: StepActionSignal) -> None:
+        async def send(client: Client) -> None:
+            await client.get_workflow_handle(workflow_id(image_arn)).signal("SendWorkflowStepAction", signal)
+
+        self._call(send)
+
+    def close(self) -> None:
+        self._loop.call_soon_threadsafe(self._loop.stop)

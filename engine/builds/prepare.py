@@ -1,0 +1,226 @@
+"""From a CreateImage request to an image record and the build workflow's input.
+
+The input is one frozen snapshot: the recipe, configurations, resolved component versions and
+workflow documents as they are now, so later edits never change a running build. Component
+documents go to the blob store (by content) and travel as references.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Any
+
+from engine.api import errors
+from engine.api.errors import ApiError
+from engine.builds.model import BuildInput, WorkflowRun
+from engine.resources import arns
+from engine.store import Record, Tx
+from engine.workflow_docs import WorkflowDocumentError, parse_workflow
+from engine.workflow_docs.managed import DEFAULTS, managed_workflow
+from workers.blobstore import BlobStore
+from workers.contracts import BuildContext, ComponentRef
+
+EXECUTOR_FOR_TYPE = {"DOCKER": "docker", "AMI": "libvirt"}
+
+
+@dataclass(frozen=True)
+class Caller:
+    """Who starts the build and where: what a handler's context or a CLI-started build knows."""
+
+    account: str
+    region: str
+    tx: Tx
+    blobs: BlobStore
+    registry: str
+
+
+def _resolve(caller: Caller, kind: str, arn_text: str) -> Record:
+    from engine.resources import versions
+    from engine.resources.common import _usable  # the one wildcard rule, shared with the API
+
+    arn = arns.parse(arn_text, kind)
+    if arn.account not in (caller.account, arns.MANAGED_ACCOUNT) or arn.region != caller.region:
+        raise errors.invalid(f"{kind} {arn_text} does not exist")
+    if arn.build is not None:
+        rec = caller.tx.get(str(arn), kind)
+        if rec is None:
+            raise errors.invalid(f"{kind} {arn_text} does not exist")
+        return rec
+    candidates = [
+        r
+        for r in caller.tx.find(kind, accounts=[arn.account], name=arn.name)
+        if (r.version == arn.version or versions.matches(arn.version, r.version)) and _usable(r)
+    ]
+    if not candidates:
+        raise errors.invalid(f"no {kind} matches {arn_text}")
+    return max(candidates, key=lambda r: (versions.key(r.version), r.build))
+
+
+def _plain(caller: Caller, kind: str, arn_text: str) -> Record:
+    rec = caller.tx.get(arn_text, kind)
+    if rec is None or rec.account not in (caller.account, arns.MANAGED_ACCOUNT):
+        raise errors.invalid(f"{kind} {arn_text} does not exist")
+    return rec
+
+
+def _components(caller: Caller, recipe: dict[str, Any]) -> tuple[ComponentRef, ...]:
+    refs = []
+    for entry in recipe.get("components") or []:
+        rec = _resolve(caller, "component", entry["componentArn"])
+        document = caller.blobs.put_document(rec.body["data"])
+        params = {p["name"]: list(p.get("value") or []) for p in entry.get("parameters") or []}
+        phases = tuple(str(p) for p in rec.body.get("_phases") or ())
+        refs.append(
+            ComponentRef(arn=rec.arn, name=rec.body["name"], document=document, parameters=params, phases=phases)
+        )
+    return tuple(refs)
+
+
+def _workflow_runs(
+    caller: Caller, image_type: str, params: dict[str, Any], has_distribution: bool
+) -> list[WorkflowRun]:
+    runs: list[WorkflowRun] = []
+    attached = params.get("workflows") or []
+    for conf in attached:
+        rec = _resolve(caller, "workflow", conf["workflowArn"])
+        wtype = rec.body["type"]
+        try:
+            doc = parse_workflow(rec.body["data"], wtype)
+        except WorkflowDocumentError as exc:
+            raise errors.invalid(f"workflow {rec.arn}: {exc}") from None
+        values = {p["name"]: list(p.get("value") or []) for p in conf.get("parameters") or []}
+        runs.append(WorkflowRun(rec.arn, wtype, doc, values, conf.get("parallelGroup"), conf.get("onFailure")))
+    types = {r.type for r in runs}
+    defaults = DEFAULTS[image_type]
+    for wtype, name in defaults.items():
+        if attached and wtype.value != "DISTRIBUTION":
+            continue  # attached workflows replace the default build and test stages
+        if wtype.value in types:
+            continue
+        if wtype.value == "DISTRIBUTION" and not has_distribution and image_type == "AMI":
+            continue  # nothing to distribute machine images to
+        managed = managed_workflow(name)
+        runs.append(WorkflowRun(managed.arn(caller.region), wtype.value, managed.document()))
+    order = {"BUILD": 0, "TEST": 1, "DISTRIBUTION": 2}
+    return sorted(runs, key=lambda r: order[r.type])
+
+
+def _parent_image(caller: Caller, parent: str) -> str:
+    """A local image reference as it is; an image ARN of ours becomes the image it produced."""
+    if not parent.startswith("arn:"):
+        return parent
+    rec = _resolve(caller, "image", parent)
+    for container in (rec.body.get("outputResources") or {}).get("containers") or []:
+        for uri in container.get("imageUris") or []:
+            return str(uri)
+    local = rec.body.get("_localImage")
+    if local:
+        return str(local)
+    raise errors.invalid(f"parent image {parent} has no output to build from (state {rec.body.get('state')})")
+
+
+def prepare_build(
+    caller: Caller, params: dict[str, Any], build_type: str = "USER_INITIATED"
+) -> tuple[Record, BuildInput]:
+    """Validate a CreateImage request, insert the image record (PENDING) and return it with
+    the workflow input. Raises ApiError in the caller's terms."""
+    image_recipe_arn, container_recipe_arn = params.get("imageRecipeArn"), params.get("containerRecipeArn")
+    if (image_recipe_arn is None) == (container_recipe_arn is None):
+        raise ApiError(
+            "InvalidParameterCombinationException", "give exactly one of imageRecipeArn and containerRecipeArn"
+        )
+    if container_recipe_arn:
+        recipe_rec, image_type = _resolve(caller, "container-recipe", container_recipe_arn), "DOCKER"
+    else:
+        recipe_rec, image_type = _resolve(caller, "image-recipe", str(image_recipe_arn)), "AMI"
+    recipe = {k: v for k, v in recipe_rec.body.items() if not k.startswith("_")}
+    infra = _plain(caller, "infrastructure-configuration", params["infrastructureConfigurationArn"]).body
+    dist = None
+    if params.get("distributionConfigurationArn"):
+        dist = _plain(caller, "distribution-configuration", params["distributionConfigurationArn"]).body
+    name, version = recipe["name"], recipe["version"]
+    norm = arns.normalize_name(name)
+    build_no = caller.tx.next_build("image", caller.account, norm, version)
+    image_arn = arns.build(caller.region, caller.account, "image", name, version, build_no)
+    platform = recipe.get("platform") or recipe.get("platformOverride") or "Linux"
+    tests = params.get("imageTestsConfiguration") or {}
+    scanning = params.get("imageScanningConfiguration") or {}
+    body: dict[str, Any] = {
+        "arn": image_arn,
+        "type": image_type,
+        "name": name,
+        "version": f"{version}/{build_no}",
+        "platform": platform,
+        "state": {"status": "PENDING"},
+        "imageRecipe" if image_type == "AMI" else "containerRecipe": recipe,
+        "infrastructureConfiguration": {k: v for k, v in infra.items() if not k.startswith("_")},
+        "distributionConfiguration": {k: v for k, v in dist.items() if not k.startswith("_")} if dist else None,
+        "imageTestsConfiguration": {
+            "imageTestsEnabled": tests.get("imageTestsEnabled", True),
+            "timeoutMinutes": tests.get("timeoutMinutes", 720),
+        },
+        "imageScanningConfiguration": scanning or None,
+        "enhancedImageMetadataEnabled": params.get("enhancedImageMetadataEnabled", True),
+        "buildType": build_type,
+        "imageSource": "CUSTOM",
+        "workflows": params.get("workflows"),
+        "executionRole": params.get("executionRole"),
+        "loggingConfiguration": params.get("loggingConfiguration"),
+        "tags": params.get("tags") or {},
+        "sourcePipelineArn": params.get("_pipelineArn"),
+    }
+    executor = EXECUTOR_FOR_TYPE[image_type]
+    context = BuildContext(
+        image_arn=image_arn,
+        image_name=name,
+        version=version,
+        build_number=build_no,
+        image_type=image_type,
+        platform=platform,
+        executor=executor,
+        recipe=recipe,
+        infrastructure=body["infrastructureConfiguration"],
+        distribution=body["distributionConfiguration"],
+        components=_components(caller, recipe),
+        parent_image=_parent_image(caller, str(recipe.get("parentImage", ""))),
+        log_prefix=f"logs/{norm}/{version}/{build_no}",
+        registry=caller.registry,
+    )
+    runs = _workflow_runs(caller, image_type, params, dist is not None)
+    system = {
+        "imageType": image_type,
+        "platform": platform,
+        "imageName": name,
+        "imageVersionNumber": version,
+        "imageBuildNumber": build_no,
+        "sourceImageARN": recipe.get("parentImage"),
+        "collectImageMetadata": bool(params.get("enhancedImageMetadataEnabled", True)),
+        "collectImageScanFindings": bool(scanning.get("imageScanningEnabled", False)),
+        "instanceProfileName": infra.get("instanceProfileName"),
+        "terminateInstanceOnFailure": bool(infra.get("terminateInstanceOnFailure", True)),
+        "workingDirectory": recipe.get("workingDirectory") or "/tmp",
+        "cloudWatchLogGroup": f"/aws/imagebuilder/{name}",
+        "cloudWatchLogStream": f"{version}/{build_no}",
+    }
+    record = caller.tx.insert(
+        Record(
+            arn=image_arn,
+            kind="image",
+            account=caller.account,
+            name=norm,
+            version=version,
+            build=build_no,
+            parent=params.get("_pipelineArn"),
+            body=body,
+        )
+    )
+    body["dateCreated"] = record.created
+    caller.tx.update(record.with_body(body))
+    build = BuildInput(
+        context=context,
+        workflows=tuple(runs),
+        system=system,
+        account=caller.account,
+        tests_enabled=bool(tests.get("imageTestsEnabled", True)),
+    )
+    return record, build

@@ -1,0 +1,52 @@
+"""`imagebuilder worker`: run Temporal workers (the control worker and/or executors)."""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+
+from temporalio.client import Client
+
+from engine import settings
+
+
+async def run_workers(config: settings.Config, control: bool, executors: list[str], max_concurrent: int) -> None:
+    from workers.blobstore import BlobStore
+    from workers.worker import executor_workers
+
+    client = await Client.connect(config.temporal_address, namespace=config.temporal_namespace)
+    blobs = BlobStore(config.data_dir / "store")
+    workers = []
+    if control:
+        from engine.builds.control import control_worker
+        from engine.store import Store
+
+        store = Store(config.db_url)
+        store.migrate()
+        workers.append(control_worker(client, store, blobs, config.region, config.account_id, config.registry))
+    if executors:
+        workers += executor_workers(
+            client, executors, config.data_dir / "executor", blobs, config.registry, max_concurrent=max_concurrent
+        )
+    if not workers:
+        raise SystemExit("nothing to run: give --control and/or --executors")
+    logging.info("workers running: control=%s executors=%s", control, executors)
+    await asyncio.gather(*(w.run() for w in workers))
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="imagebuilder worker", description=__doc__)
+    parser.add_argument("--control", action="store_true", help="run the build workflows (needs the database)")
+    parser.add_argument("--executors", default="", help="comma-separated executor kinds: docker,libvirt")
+    parser.add_argument("--max-concurrent", type=int, default=2, help="builds this host runs at once")
+    settings.add_arguments(parser)
+    args = parser.parse_args(argv)
+    config = settings.load(args)
+    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    kinds = [k for k in args.executors.split(",") if k]
+    with contextlib.suppress(KeyboardInterrupt):
+        asyncio.run(run_workers(config, args.control, kinds, args.max_concurrent))
+    return 0
