@@ -1,19 +1,32 @@
-"""Long-lived things handlers use beyond the database (the build orchestrator, blob storage)."""
+"""Long-lived things handlers use beyond the database: the build service and blob storage."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
 
 from engine.settings import Config
 from engine.store import Store
+from workers.blobstore import BlobStore
 
 
 @dataclass
 class Services:
     config: Config
     store: Store
+    _gateway: object | None = field(default=None, repr=False)
 
     @property
     def data_dir(self) -> Path:
         return self.config.data_dir
+
+    @cached_property
+    def blobs(self) -> BlobStore:
+        return BlobStore(self.config.data_dir / "store")
+
+    @cached_property
+    def temporal(self):  # type: ignore[no-untyped-def]  # import deferred: the API starts without Temporal
+        from engine.builds.client import TemporalGateway
+
+        return TemporalGateway(self.config.temporal_address, self.config.temporal_namespace)

@@ -185,7 +185,11 @@ class Store:
             )
             sa.event.listen(self.engine, "connect", _sqlite_pragmas)
         else:
-            self.engine = sa.create_engine(url, pool_size=16, max_overflow=16, pool_pre_ping=True)
+            # REPEATABLE READ: a request sees one snapshot, so a racing writer shows up as a
+            # conflict (retried by the dispatcher) rather than as half-visible new rows.
+            self.engine = sa.create_engine(
+                url, pool_size=16, max_overflow=16, pool_pre_ping=True, isolation_level="REPEATABLE READ"
+            )
         self._write_lock = threading.Lock()
 
     def migrate(self) -> None:

@@ -53,11 +53,11 @@ class Server:
         )
 
 
-def start_server(data_dir: Path, database_url: str = "", workers: int = 1) -> Server:
+def start_server(data_dir: Path, database_url: str = "", workers: int = 1, env: dict[str, str] | None = None) -> Server:
     port = free_port()
     log = data_dir / "server.log"
     data_dir.mkdir(parents=True, exist_ok=True)
-    env = {**os.environ, "IMAGEBUILDER_DATABASE_URL": database_url}
+    env = {**os.environ, "IMAGEBUILDER_DATABASE_URL": database_url, **(env or {})}
     cmd = [sys.executable, "-m", "engine.cli", "server", "--port", str(port), "--data-dir", str(data_dir)]
     cmd += ["--workers", str(workers)]
     proc = subprocess.Popen(cmd, stdout=log.open("wb"), stderr=subprocess.STDOUT, env=env)
