@@ -9,7 +9,7 @@ import pytest
 from botocore.exceptions import ClientError
 
 from tests.api.conftest import ACCOUNT, Server, check_output, error_code
-from tests.api.test_images import BUILD_WF, fails, image_record, put_records
+from tests.api.test_images import BUILD_WF, DOCKERFILE, fails, image_record, put_records
 
 ARN = f"arn:aws:imagebuilder:us-east-1:{ACCOUNT}"
 MANAGED = "arn:aws:imagebuilder:us-east-1:aws"
@@ -192,6 +192,21 @@ def test_update(ib: Any, deps: dict[str, str]) -> None:
         schedule={"scheduleExpression": "rate(0 days)"},
     )
     assert error_code(err) == "InvalidRequestException"
+    container = ib.create_container_recipe(
+        name="switch",
+        semanticVersion="1.0.0",
+        containerType="DOCKER",
+        parentImage="debian:bookworm",
+        targetRepository={"service": "ECR", "repositoryName": "team/app"},
+        dockerfileTemplateData=DOCKERFILE,
+    )["containerRecipeArn"]
+    err = fails(
+        ib.update_image_pipeline,
+        imagePipelineArn=arn,
+        containerRecipeArn=container,
+        infrastructureConfigurationArn=deps["infra"],
+    )
+    assert error_code(err) == "InvalidRequestException" and "same kind of recipe" in str(err)
     err = fails(
         ib.update_image_pipeline,
         imagePipelineArn=f"{ARN}:image-pipeline/none",

@@ -237,6 +237,12 @@ def update_image_pipeline(ctx: RequestContext, params: dict[str, Any]) -> dict[s
     rec = get_plain(ctx, KIND, params["imagePipelineArn"])
     if rec.account != ctx.account:
         raise ApiError("ForbiddenException", f"{rec.arn} is not owned by this account")
+    was_container = bool(rec.body.get("containerRecipeArn"))
+    if was_container != bool(params.get("containerRecipeArn")) and (
+        params.get("imageRecipeArn") or params.get("containerRecipeArn")
+    ):
+        kind = "a container recipe" if was_container else "an image recipe"
+        raise errors.invalid(f"{rec.arn} builds from {kind}; an update must keep the same kind of recipe")
     settings = _settings(ctx, params)
     # An update replaces the pipeline's settings (members left out are cleared, as in AWS);
     # a changed pipeline starts its failure count afresh.
