@@ -1,0 +1,1 @@
+"""Helpers shared by tests (plain modules, importable by name)."""
