@@ -167,8 +167,16 @@ class Dispatcher:
                     raise ApiError("ServiceUnavailableException", "the store is busy, try again") from exc
                 time.sleep(0.01 * (attempt + 1))
         assert ctx is not None
-        for callback in ctx.after_commit:
-            callback()
+        try:
+            for callback in ctx.after_commit:
+                callback()
+        except ApiError:
+            # The work after the commit (starting a build) failed, so the stored success must not
+            # answer a retry with this token: forget it, and the retry runs again.
+            if token:
+                with self.services.store.transaction(write=True) as tx:
+                    tx.forget_response(account, operation, token)
+            raise
         return shaped
 
     def _headers(self, request_id: str, extra: list[tuple[bytes, bytes]] | None = None) -> list[tuple[bytes, bytes]]:

@@ -155,6 +155,13 @@ class Tx:
         row = self.conn.execute(q).first()
         return (row[0], row[1]) if row else None
 
+    def forget_response(self, account: str, operation: str, token: str) -> None:
+        self.conn.execute(
+            idempotency.delete().where(
+                idempotency.c.account == account, idempotency.c.operation == operation, idempotency.c.token == token
+            )
+        )
+
     def remember_response(self, account: str, operation: str, token: str, request_hash: str, response: str) -> None:
         self.conn.execute(
             idempotency.insert().values(

@@ -48,7 +48,7 @@ class Server:
             aws_access_key_id="AKIDEXAMPLE",
             aws_secret_access_key="secret",
             # ServiceUnavailable is retried by botocore; tests want the first answer.
-            config=botocore.config.Config(retries={"max_attempts": 1, "mode": "standard"}),
+            config=botocore.config.Config(retries={"total_max_attempts": 1, "mode": "standard"}),
             **kwargs,
         )
 

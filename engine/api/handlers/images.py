@@ -1,7 +1,7 @@
 """Images: the records builds produce (get, list, build versions, delete, policies, packages),
-and the operations that start or steer builds. Those validate everything they can (the
-resources they name exist and are in a usable state) and then answer ServiceUnavailable,
-writing nothing: builds run on Temporal, which arrives with the build orchestration.
+and the operations that start or steer builds on Temporal (CreateImage, CancelImageCreation,
+SendWorkflowStepAction). Operations whose work arrives later validate everything they can and
+then answer ServiceUnavailable, writing nothing.
 
 An image record is kind "image", ARN image/NAME/VERSION/BUILD, parent = the pipeline ARN
 when a pipeline built it; its body is shaped like the API's Image plus internal keys:
@@ -261,10 +261,40 @@ def check_build_inputs(ctx: RequestContext, params: dict[str, Any]) -> None:
     check_workflow_configurations(ctx, params.get("workflows"), params.get("executionRole"))
 
 
+def start_build(ctx: RequestContext, params: dict[str, Any], build_type: str = "USER_INITIATED") -> str:
+    """Insert the image record and start its build once the record is committed.
+
+    Shared by CreateImage and pipeline runs. If Temporal cannot take the build, the record is
+    marked FAILED with the reason instead of staying PENDING forever.
+    """
+    from engine.builds.prepare import Caller, prepare_build
+
+    check_build_inputs(ctx, params)
+    services = ctx.services
+    caller = Caller(ctx.account, ctx.region, ctx.tx, services.blobs, ctx.config.registry)
+    record, build = prepare_build(caller, params, build_type)
+    if ctx.dry_run:
+        return record.arn
+
+    def start() -> None:
+        try:
+            services.temporal.start_build(build)
+        except ApiError as exc:
+            with services.store.transaction(write=True) as tx:
+                rec = tx.get(record.arn, KIND)
+                if rec is not None:
+                    body = {**rec.body, "state": {"status": "FAILED", "reason": exc.message}}
+                    tx.update(rec.with_body(body))
+            raise
+
+    ctx.after_commit.append(start)
+    return record.arn
+
+
 @operation("CreateImage")
 def create_image(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    check_build_inputs(ctx, params)
-    raise not_yet("CreateImage")
+    arn = start_build(ctx, params)
+    return {"clientToken": params["clientToken"], "imageBuildVersionArn": arn}
 
 
 @operation("CancelImageCreation")
@@ -274,7 +304,10 @@ def cancel_image_creation(ctx: RequestContext, params: dict[str, Any]) -> dict[s
         raise ApiError(
             "ResourceInUseException", f"{rec.arn} is {status_of(rec)}; only a running build can be cancelled"
         )
-    raise not_yet("CancelImageCreation")
+    if not ctx.dry_run:
+        services = ctx.services
+        ctx.after_commit.append(lambda: services.temporal.cancel_build(rec.arn))
+    return {"clientToken": params["clientToken"], "imageBuildVersionArn": rec.arn}
 
 
 @operation("RetryImage")
@@ -322,7 +355,17 @@ def send_workflow_step_action(ctx: RequestContext, params: dict[str, Any]) -> di
         )
     if not step.body.get("_waiting"):
         raise ApiError("ResourceInUseException", f"step {step.name} is not waiting for an action")
-    raise not_yet("SendWorkflowStepAction")
+    from engine.builds.model import StepActionSignal
+
+    signal = StepActionSignal(step.name, params["action"], params.get("reason") or "")
+    if not ctx.dry_run:
+        services, image_arn = ctx.services, params["imageBuildVersionArn"]
+        ctx.after_commit.append(lambda: services.temporal.send_step_action(image_arn, signal))
+    return {
+        "stepExecutionId": step.name,
+        "imageBuildVersionArn": params["imageBuildVersionArn"],
+        "clientToken": params["clientToken"],
+    }
 
 
 @operation("StartResourceStateUpdate")
