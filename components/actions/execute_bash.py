@@ -9,8 +9,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.actions._target import Shell, run_program
+from components.actions._target import Shell, run_program, with_script
 from components.actions.base import ActionContext, ActionResult
+from components.expressions import to_text
 
 NAME = "ExecuteBash"
 PLATFORMS = frozenset({"Linux", "macOS"})
@@ -20,6 +21,7 @@ REBOOT_EXIT_CODE = 194
 def run(ctx: ActionContext, inputs: Any) -> ActionResult:
     sh = Shell(ctx, NAME)
     script = sh.script_path(".sh")
-    body = "\n".join(str(command) for command in inputs["commands"]) + "\n"
-    ctx.target.write_file(script, body.encode(), mode=0o700)
-    return ActionResult(run_program(sh, ["bash", script], reboot_codes=frozenset({REBOOT_EXIT_CODE})))
+    # to_text: a YAML `true` item is the command `true`, not Python's "True".
+    body = "\n".join(to_text(command) for command in inputs["commands"]) + "\n"
+    argv = with_script(sh, script, body, ["bash", script])
+    return ActionResult(run_program(sh, argv, reboot_codes=frozenset({REBOOT_EXIT_CODE})))

@@ -8,8 +8,9 @@ from __future__ import annotations
 
 from typing import Any
 
-from components.actions._target import Shell, run_program
+from components.actions._target import Shell, run_program, with_script
 from components.actions.base import ActionContext, ActionFailed, ActionResult
+from components.expressions import to_text
 
 NAME = "ExecutePowerShell"
 PLATFORMS = frozenset({"Windows", "Linux", "macOS"})
@@ -19,13 +20,14 @@ def run(ctx: ActionContext, inputs: Any) -> ActionResult:
     sh = Shell(ctx, NAME)
     if not sh.has_binary("pwsh"):
         raise ActionFailed("pwsh not found on target")
-    if "file" in inputs:
-        script = str(inputs["file"])
-    else:
-        script = sh.script_path(".ps1")
-        body = "\n".join(str(command) for command in inputs["commands"]) + "\n"
-        ctx.target.write_file(script, body.encode(), mode=0o700)
     argv = ["pwsh", "-NoProfile", "-NonInteractive"]
     if inputs.get("executionPolicy"):
         argv += ["-ExecutionPolicy", str(inputs["executionPolicy"])]
-    return ActionResult(run_program(sh, [*argv, "-File", script], reboot_codes=frozenset({194, 3010})))
+    if "file" in inputs:
+        argv += ["-File", str(inputs["file"])]
+    else:
+        script = sh.script_path(".ps1")
+        # to_text: a YAML `true` item is the command `true`, not Python's "True".
+        body = "\n".join(to_text(command) for command in inputs["commands"]) + "\n"
+        argv = with_script(sh, script, body, [*argv, "-File", script])
+    return ActionResult(run_program(sh, argv, reboot_codes=frozenset({194, 3010})))
