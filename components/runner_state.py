@@ -9,7 +9,7 @@ works), the interrupted step runs again, and its ``if`` is not evaluated a secon
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -50,6 +50,9 @@ class StepState:
         return self.status in FINAL_STEP_STATUSES
 
 
+_STEP_FIELDS = fields(StepState)
+
+
 @dataclass
 class RunState:
     execution_id: str
@@ -68,8 +71,16 @@ class RunState:
     def finished(self) -> bool:
         return self.status in FINAL_RUN_STATUSES
 
+    def to_json(self) -> dict[str, Any]:
+        # Not dataclasses.asdict: it deep-copies every step's inputs and outputs on each save,
+        # and the state is saved several times per step. json only reads these values.
+        data = {f.name: getattr(self, f.name) for f in fields(self) if f.name != "steps"}
+        data["steps"] = {key: {f.name: getattr(s, f.name) for f in _STEP_FIELDS} for key, s in self.steps.items()}
+        return data
+
     def save(self, folder: Path) -> None:
-        write_json_atomic(folder / STATE_FILE, asdict(self))
+        # Compact: saved several times per step, and only the engine reads it back.
+        write_json_atomic(folder / STATE_FILE, self.to_json(), indent=None)
 
     @classmethod
     def load(cls, folder: Path) -> RunState:

@@ -49,7 +49,6 @@ class StepRunner:
         record = self.state.steps[key]
         record.status, record.start_time = "running", record.start_time or now_iso()
         started = time.monotonic() - record.duration_seconds
-        self.state.save(self.log.path)
         self.log.console(f"{phase.name}/{step.name}: {step.action} started")
         step_log = self.log.step_log(doc_index, phase.name, step.name, step.disable_logging)
         try:
@@ -59,8 +58,10 @@ class StepRunner:
                 self._reboot(key, 0)
             scope = self._scope(doc_index, phase, step, variables)
             if record.decision is None:
+                # Not saved on its own: _attempts saves it before the action runs and Skip/Abort
+                # save at the end of the step. Until then nothing has touched the target, so an
+                # engine that dies in between decides the same way on resume.
                 record.decision = self._decide(step, scope)
-                self.state.save(self.log.path)
             if record.decision == "Skip":
                 record.status = SKIPPED
             elif record.decision == "Abort":

@@ -112,9 +112,7 @@ class Shell:
     def sh(self, script: str, *, stdin: bytes | None = None, stream: bool = False) -> ExecResult:
         return self.exec(["sh", "-c", script], stdin=stdin, stream=stream)
 
-    def check(
-        self, script: str, what: str, *, stdin: bytes | None = None, stream: bool = False
-    ) -> ExecResult:
+    def check(self, script: str, what: str, *, stdin: bytes | None = None, stream: bool = False) -> ExecResult:
         """Run a sh script; a non-zero exit fails the action with ``what`` and the stderr tail."""
         result = self.sh(script, stdin=stdin, stream=stream)
         if result.exit_code != 0:
@@ -130,11 +128,38 @@ class Shell:
         return self.sh(f"command -v {q(name)} >/dev/null 2>&1").exit_code == 0
 
     def script_path(self, suffix: str) -> str:
-        """A fresh file name under the run's work dir (created if need be) for a script."""
-        # Target.write_file does not promise to create parent folders, so make sure here.
-        self.check(f"mkdir -p -- {q(self.ctx.work_dir)}", f"cannot create work dir {self.ctx.work_dir}")
+        """A fresh file name under the run's work dir for a script.
+
+        Nothing is run here: Target.write_file creates the folder if it is missing (a mkdir per
+        step was a whole extra process or round trip on every ExecuteBash step).
+        """
         safe = re.sub(r"[^A-Za-z0-9_.-]+", "_", f"{self.ctx.phase}-{self.ctx.step}")
         return posixpath.join(self.ctx.work_dir, f"{safe}-{time.time_ns()}{suffix}")
+
+
+#: Largest script (after quoting for sh) sent inside the command line; Linux caps one argument
+#: at 128 KiB, and over SSH the whole command line is one argument of the login shell.
+INLINE_SCRIPT_LIMIT = 64 * 1024
+
+# Writes $2 to $1 (mode 700, never readable by others even for a moment: scripts may hold
+# secrets), restores the umask, then execs the rest of argv, as write_file + exec would.
+_WRITE_THEN_EXEC = (
+    'u=$(umask); umask 077; mkdir -p -- "$(dirname -- "$1")" && printf %s "$2" >"$1" && chmod 700 -- "$1" '
+    '|| exit 127; umask "$u"; shift 2; exec "$@"'
+)
+
+
+def with_script(sh: Shell, path: str, body: str, argv: list[str]) -> list[str]:
+    """Put ``body`` at ``path`` (mode 700) on the target; returns the argv that then runs ``argv``.
+
+    On remote targets a separate write costs one or two round trips (docker put_archive, SFTP)
+    on top of the exec, so a small script travels inside the command that runs it: one exec
+    per step instead of three. Big scripts, or ones with NUL bytes, are written first.
+    """
+    if sh.ctx.target.local_files or "\0" in body or len(q(body)) > INLINE_SCRIPT_LIMIT:
+        sh.ctx.target.write_file(path, body.encode(), mode=0o700)
+        return argv
+    return ["sh", "-c", _WRITE_THEN_EXEC, "sh", path, body, *argv]
 
 
 def run_program(sh: Shell, argv: list[str], *, reboot_codes: frozenset[int]) -> dict[str, Any]:

@@ -34,6 +34,9 @@ class Target(abc.ABC):
     spec: str
     #: The target's platform as documents name it: ``Linux``, ``Windows`` or ``macOS``.
     platform: str = "Linux"
+    #: True when write_file is a plain write on the engine's own disk, cheaper than an exec;
+    #: actions then write scripts first instead of sending them inside the command.
+    local_files: bool = False
 
     @abc.abstractmethod
     def exec(
@@ -54,7 +57,7 @@ class Target(abc.ABC):
 
     @abc.abstractmethod
     def write_file(self, path: str, data: bytes, mode: int | None = None) -> None:
-        """Create or replace a file on the target with the given bytes."""
+        """Create or replace a file on the target with the given bytes, creating missing parent folders."""
 
     @abc.abstractmethod
     def read_file(self, path: str) -> bytes:

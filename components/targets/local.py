@@ -14,6 +14,7 @@ from components.targets.base import ExecResult, OutputSink, Target, TargetError
 
 class LocalTarget(Target):
     spec = "local"
+    local_files = True
 
     def exec(
         self,
