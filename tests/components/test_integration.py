@@ -287,6 +287,43 @@ def test_cli_runs_a_document_on_a_container(debian_container: Container, tmp_pat
     assert json.loads(failed.stdout)["status"] == "failed"
 
 
+# --- scripts: small ones travel inside the exec, big ones are uploaded first ------------------------
+
+
+def test_small_and_big_scripts_land_as_private_files(remote: tuple[Target, Container], tmp_path: Path) -> None:
+    target, _ = remote
+    filler = "x" * 100_000  # over the inline limit: written with write_file, then run
+    doc = write(
+        tmp_path,
+        f"""
+        schemaVersion: 1.0
+        phases:
+          - name: build
+            steps:
+              - name: Small
+                action: ExecuteBash
+                inputs:
+                  commands:
+                    - printf '%s|' "it's" '$HOME' "back\\slash" '%d'
+                    - stat -c %a "$0"
+                    - umask
+              - name: Big
+                action: ExecuteBash
+                inputs:
+                  commands:
+                    - ": '{filler}'"
+                    - stat -c %a "$0"
+        """,
+    )
+    summary = run_document([doc], target=target, log_directory=tmp_path / "logs")
+    assert summary.status == "success", summary.failure_message
+    steps = steps_of(summary.detailed_output)
+    # The umask that kept the script private while it was written is not the script's umask.
+    umask = sh(target, "umask").strip()
+    assert outputs(steps["Small"])["stdout"] == f"it's|$HOME|back\\slash|%d|700\n{umask}"
+    assert outputs(steps["Big"])["stdout"] == "700"
+
+
 # --- onFailure ------------------------------------------------------------------------------------
 
 STATUSES = """
