@@ -62,7 +62,7 @@ pkgs=(
     docker.io                             # container executor and integration tests
     docker-registry                       # loopback OCI registry for container distribution
     postgresql                            # production store (tests also run on SQLite)
-    debootstrap                           # offline parent images (containers and VMs)
+    debootstrap debian-archive-keyring    # offline parent images (the keyring verifies them)
     qemu-utils                            # qemu-img: overlays and disk exports
     git curl openssh-client ca-certificates procps iproute2
 )
