@@ -68,6 +68,21 @@ def _row_to_record(row: sa.Row[Any]) -> Record:
 
 
 _ORDER = (resources.c.name, resources.c.v_major, resources.c.v_minor, resources.c.v_patch, resources.c.build)
+_KEY = (
+    resources.c.account,
+    resources.c.name,
+    resources.c.v_major,
+    resources.c.v_minor,
+    resources.c.v_patch,
+    resources.c.build,
+)
+
+
+def key_of(rec: Record) -> tuple[Any, ...]:
+    """A record's position in ``Tx.scan`` order."""
+    return (rec.account, rec.name, *_version_parts(rec.version), rec.build)
+
+
 # Built once: constructing SQLAlchemy expressions costs more than running the query.
 _GET = sa.select(resources).where(resources.c.arn == sa.bindparam("arn"))
 _GET_KIND = _GET.where(resources.c.kind == sa.bindparam("kind"))
@@ -106,6 +121,20 @@ class Tx:
         if parent is not None:
             q = q.where(resources.c.parent == parent)
         return [_row_to_record(r) for r in self.conn.execute(q.order_by(*_ORDER))]
+
+    def scan(
+        self, kind: str, accounts: list[str], after: tuple[Any, ...] | None, limit: int, name: str | None = None
+    ) -> list[Record]:
+        """Records in key order (see ``key_of``) strictly after ``after``: keyset pagination, so
+        a page costs the same however deep into the list it is."""
+        c = resources.c
+        q = sa.select(resources).where(c.kind == kind, c.account.in_(accounts))
+        if name is not None:
+            q = q.where(c.name == name)
+        if after is not None:
+            q = q.where(sa.tuple_(*_KEY) > sa.tuple_(*[sa.literal(v) for v in after]))
+        q = q.order_by(*_KEY).limit(limit)
+        return [_row_to_record(r) for r in self.conn.execute(q)]
 
     def insert(self, rec: Record) -> Record:
         created = rec.created or now_iso()

@@ -28,6 +28,16 @@ resources = sa.Table(
 )
 sa.Index("ix_resources_kind_account_name", resources.c.kind, resources.c.account, resources.c.name)
 sa.Index("ix_resources_parent", resources.c.parent)
+sa.Index(
+    "ix_resources_scan",
+    resources.c.kind,
+    resources.c.account,
+    resources.c.name,
+    resources.c.v_major,
+    resources.c.v_minor,
+    resources.c.v_patch,
+    resources.c.build,
+)
 
 idempotency = sa.Table(
     "idempotency",

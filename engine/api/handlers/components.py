@@ -120,18 +120,21 @@ _FILTERS: dict[str, filters.Getter] = {
 
 @operation("ListComponents")
 def list_components(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    records = ctx.tx.find(KIND, accounts=owner_accounts(ctx, params.get("owner")))
-    newest: dict[tuple[str, str, str], Record] = {}
-    for rec in records:  # oldest first, so the last build of each version wins
-        newest[(rec.account, rec.name, rec.version)] = rec
-    entries = [_version_entry(r) for r in newest.values()]
-    if params.get("byName"):
-        by_name: dict[tuple[str, str], dict[str, Any]] = {}
-        for e in entries:
-            by_name[(e["owner"], e["name"])] = e
-        entries = list(by_name.values())
-    entries = filters.apply(entries, params.get("filters"), _FILTERS)
-    chunk, token = paging.page(entries, params)
+    """The newest build of each version (of each name, with byName), walked in key order so a
+    page costs the same at any depth."""
+    accounts = owner_accounts(ctx, params.get("owner"))
+    keep = filters.matcher(params.get("filters"), _FILTERS)
+
+    def convert(rec: Record) -> dict[str, Any] | None:
+        entry = _version_entry(rec)
+        return entry if keep(entry) else None
+
+    def group(rec: Record) -> tuple[str, ...]:
+        return (rec.account, rec.name) if params.get("byName") else (rec.account, rec.name, rec.version)
+
+    chunk, token = paging.keyset_page(
+        lambda after, limit: ctx.tx.scan(KIND, accounts, after, limit), params, convert, group
+    )
     return {"componentVersionList": chunk, "nextToken": token}
 
 
