@@ -73,12 +73,13 @@ def keyset_page(
         if entry is not None:
             entries.append(entry)
 
+    more = False  # whether a record follows the last one emitted
     while len(entries) < size:
-        batch = fetch(cursor, max(2 * size, 50))
+        batch = fetch(cursor, size + 1)
         if not batch:
             exhausted = True
             break
-        for rec in batch:
+        for i, rec in enumerate(batch):
             cursor = key_of(rec)
             if group is None:
                 emit(rec)
@@ -88,6 +89,7 @@ def keyset_page(
                     emit(pending[1])
                 pending = (g, rec)
             if len(entries) >= size:
+                more = i + 1 < len(batch) or pending is not None
                 break
         if len(entries) >= size:
             break
@@ -97,7 +99,7 @@ def keyset_page(
     if len(entries) < size or last_key is None:
         return entries, None
     # Full page: a token, unless nothing at all follows the last emitted record.
-    if not fetch(last_key, 1):
+    if not more and not fetch(last_key, 1):
         return entries, None
     raw = json.dumps({"k": list(last_key), "q": _digest(params)}).encode()
     return entries, base64.urlsafe_b64encode(raw).decode().rstrip("=")

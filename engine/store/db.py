@@ -126,15 +126,23 @@ class Tx:
         self, kind: str, accounts: list[str], after: tuple[Any, ...] | None, limit: int, name: str | None = None
     ) -> list[Record]:
         """Records in key order (see ``key_of``) strictly after ``after``: keyset pagination, so
-        a page costs the same however deep into the list it is."""
+        a page costs the same however deep into the list it is. One account at a time, so each
+        query is a plain range read of the index."""
         c = resources.c
-        q = sa.select(resources).where(c.kind == kind, c.account.in_(accounts))
-        if name is not None:
-            q = q.where(c.name == name)
-        if after is not None:
-            q = q.where(sa.tuple_(*_KEY) > sa.tuple_(*[sa.literal(v) for v in after]))
-        q = q.order_by(*_KEY).limit(limit)
-        return [_row_to_record(r) for r in self.conn.execute(q)]
+        out: list[Record] = []
+        for account in sorted(set(accounts)):
+            if after is not None and account < after[0]:
+                continue
+            q = sa.select(resources).where(c.kind == kind, c.account == account)
+            if name is not None:
+                q = q.where(c.name == name)
+            if after is not None and account == after[0]:
+                q = q.where(sa.tuple_(*_KEY[1:]) > sa.tuple_(*[sa.literal(v) for v in after[1:]]))
+            q = q.order_by(*_KEY[1:]).limit(limit - len(out))
+            out += [_row_to_record(r) for r in self.conn.execute(q)]
+            if len(out) >= limit:
+                break
+        return out
 
     def insert(self, rec: Record) -> Record:
         created = rec.created or now_iso()

@@ -162,3 +162,35 @@ def test_policy_tags_and_delete(ib: Any) -> None:
     with pytest.raises(ClientError) as exc:
         ib.list_tags_for_resource(resourceArn=arn)
     assert error_code(exc.value) == "ResourceNotFoundException"
+
+
+def test_pages_collapse_builds_at_any_page_size(ib: Any) -> None:
+    """Builds of one version straddling a page boundary still list once, as the newest build."""
+    for name, version, n in (
+        ("grp-a", "1.0.0", 3),
+        ("grp-a", "1.1.0", 1),
+        ("grp-b", "2.0.0", 2),
+        ("grp-c", "1.0.0", 1),
+    ):
+        for i in range(n):
+            create(ib, name, version, data=DOC + f"# {name} {version} {i}\n")
+    want = {("grp-a", "1.0.0"), ("grp-a", "1.1.0"), ("grp-b", "2.0.0"), ("grp-c", "1.0.0")}
+    for size in (1, 2, 3, 25):
+        seen: list[tuple[str, str]] = []
+        token = None
+        while True:
+            kw: dict[str, Any] = {
+                "maxResults": size,
+                "filters": [{"name": "name", "values": ["grp-a", "grp-b", "grp-c"]}],
+            }
+            if token:
+                kw["nextToken"] = token
+            page = ib.list_components(**kw)
+            assert len(page["componentVersionList"]) <= size
+            seen += [(c["name"], c["version"]) for c in page["componentVersionList"]]
+            token = page.get("nextToken")
+            if not token:
+                break
+        assert sorted(seen) == sorted(want), (size, seen)
+    newest = ib.list_components(byName=True, filters=[{"name": "name", "values": ["grp-a"]}])["componentVersionList"]
+    assert [(c["name"], c["version"]) for c in newest] == [("grp-a", "1.1.0")]
