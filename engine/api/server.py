@@ -59,16 +59,25 @@ class App:
             return
         headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
         raw_path = scope.get("raw_path") or scope["path"].encode()
-        response = await asyncio.to_thread(
-            self.dispatcher.handle,
+        args = (
             scope["method"],
             raw_path.decode("latin-1"),
             scope.get("query_string", b"").decode("latin-1"),
             headers,
             bytes(body),
         )
+        if _is_read(scope["method"], scope["path"]):
+            # Reads are short index lookups: a thread hop would cost more than the read itself.
+            response = self.dispatcher.handle(*args)
+        else:
+            # Writes may wait for the write lock or call Temporal: keep them off the event loop.
+            response = await asyncio.to_thread(self.dispatcher.handle, *args)
         await send({"type": "http.response.start", "status": response.status, "headers": response.headers})
         await send({"type": "http.response.body", "body": response.body})
+
+
+def _is_read(method: str, path: str) -> bool:
+    return path.startswith(("/Get", "/List")) or (method == "GET" and path.startswith("/tags/"))
 
 
 async def _plain(send: Send, status: int, body: bytes) -> None:
