@@ -217,6 +217,20 @@ def harness(docker_client: docker.DockerClient, debian_image: str, tmp_path: Pat
     assert executor.workspaces.ids() == []
 
 
+def assert_build_layers_gone(client: docker.DockerClient, build_log: Path) -> None:
+    """The engine's builder makes unlabelled layer images; the build log names them."""
+    layers, step = [], ""
+    for line in build_log.read_text().splitlines():
+        if line.startswith("Step "):
+            step = line.split(" : ", 1)[1].split()[0].upper()
+        elif line.startswith(" ---> ") and step != "FROM" and not line.startswith(" ---> Running"):
+            layers.append(line.split()[-1])
+    assert layers, "the build log names no layers"
+    for layer in layers:
+        with pytest.raises(docker.errors.ImageNotFound):
+            client.images.get(layer)
+
+
 def registry_tags(repository: str) -> list[str]:
     with urllib.request.urlopen(f"http://{REGISTRY}/v2/{repository}/tags/list", timeout=10) as resp:
         tags: list[str] = json.load(resp)["tags"]
@@ -377,8 +391,10 @@ def test_failing_dockerfile_is_a_step_failure(harness: Harness) -> None:
     )
     ctx = harness.context(template)
     launched = harness.step(ctx, "BUILD", "LaunchInstance")
+    runtime = harness.runtime("f")
     with pytest.raises(StepFailed, match=r"docker build \(stage 1\) failed: .*returned a non-zero code: 3"):
-        harness.step(ctx, "BUILD", "ExecuteComponents", {"instanceId": launched.outputs["instanceId"]})
+        harness.step(ctx, "BUILD", "ExecuteComponents", {"instanceId": launched.outputs["instanceId"]}, runtime=runtime)
+    assert_build_layers_gone(harness.client, runtime.log_dir / "docker-build.log")
     harness.step(ctx, "BUILD", "TerminateInstance", {"instanceId": launched.outputs["instanceId"]})
 
 
@@ -435,6 +451,7 @@ def test_cancel_during_docker_build_leaves_nothing(harness: Harness) -> None:
     while any("sleep 120" in " ".join(c.attrs["Config"]["Cmd"] or []) for c in harness.client.containers.list()):
         assert time.monotonic() < deadline, "the build's RUN container is still running"
         time.sleep(0.5)
+    assert_build_layers_gone(harness.client, log)
     assert harness.leftovers() == ([], [])
     harness.step(ctx, "BUILD", "TerminateInstance", {"instanceId": instance})
 

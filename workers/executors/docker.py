@@ -242,7 +242,7 @@ class DockerExecutor(Executor, kind="docker"):
         )
         if outcome.error or runtime.cancel.is_set():
             # The layers of a build that did not finish are nobody's parents: remove them now.
-            remove_images(self.client.api, list(reversed(outcome.seen)), force=True)
+            remove_images(self.client.api, list(reversed(outcome.seen)), wait=20)
             runtime.check_cancelled()
             raise StepFailed(f"docker build ({stage}) failed: {outcome.error}")
         step_images.append(outcome.image_id)

@@ -104,9 +104,11 @@ class BuildOutcome:
     error: str = ""
     #: Every image id the build reported (intermediate layers too), for cleanup on failure.
     seen: list[str] = field(default_factory=list)
+    step_is_from: bool = False
 
 
 _STEP_ID = re.compile(r"^ ---> ([0-9a-f]{12,64})\s*$")
+_STEP = re.compile(r"^Step \d+/\d+ : (\w+)")
 
 
 def build_image(
@@ -209,8 +211,12 @@ def _consume(item: dict[str, Any], outcome: BuildOutcome, log: Any) -> None:
     if isinstance(text, str):
         log.write(text)
         for line in text.splitlines():
+            step = _STEP.match(line)
+            if step:
+                outcome.step_is_from = step.group(1).upper() == "FROM"
             m = _STEP_ID.match(line)
-            if m:
+            # A FROM step reports the parent's id: never ours to remove.
+            if m and not outcome.step_is_from:
                 outcome.seen.append(m.group(1))
             if line.startswith("Successfully built "):
                 outcome.image_id = outcome.image_id or line.split()[-1]
@@ -276,17 +282,32 @@ def run_cancellable(
     return result[0]
 
 
-def remove_images(api: docker.APIClient, image_ids: Iterator[str] | list[str], force: bool = False) -> list[str]:
-    """Remove what can be removed; images still needed (a child image, a container) stay."""
+def remove_images(
+    api: docker.APIClient, image_ids: Iterator[str] | list[str], force: bool = False, wait: float = 0
+) -> list[str]:
+    """Remove what can be removed; images still needed (a child image, a container) stay.
+
+    wait: keep retrying images in use for this long (a cancelled build's RUN container is
+    removed by the engine a moment after the build stream ends).
+    """
     removed = []
-    for image_id in image_ids:
-        try:
-            api.remove_image(image_id, force=force)
-            removed.append(image_id)
-        except docker.errors.NotFound:
-            continue
-        except docker.errors.APIError as exc:
-            if exc.status_code == 409:  # a parent of an image that is kept, or in use
+    pending = list(image_ids)
+    deadline = time.monotonic() + wait
+    while pending:
+        in_use = []
+        for image_id in pending:
+            try:
+                api.remove_image(image_id, force=force)
+                removed.append(image_id)
+            except docker.errors.NotFound:
                 continue
-            raise
+            except docker.errors.APIError as exc:
+                if exc.status_code == 409:  # a parent of an image that is kept, or in use
+                    in_use.append(image_id)
+                    continue
+                raise
+        if not in_use or time.monotonic() >= deadline:
+            break
+        pending = in_use
+        time.sleep(0.5)
     return removed
