@@ -36,6 +36,7 @@ VERBS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "server": (_server, "serve the Image Builder API (rest-json)"),
     "worker": (_worker, "run Temporal workers: the control worker and executors"),
     "toe": (_toe, "validate and run component documents (awstoe-compatible)"),
+    "parent-image": (lambda a: __import__("engine.parent_image_cli", fromlist=["_"]).main(a), "offline base images"),
 }
 
 

@@ -492,3 +492,19 @@ def test_test_stage_failure_and_unknown_instance(harness: Harness) -> None:
         harness.step(replace(ctx, image_type="AMI"), "BUILD", "ExecuteComponents", {"instanceId": instance})
     for iid in (instance, test_instance):
         harness.step(ctx, "BUILD", "TerminateInstance", {"instanceId": iid})
+
+
+def test_parent_image_cli_reimports_the_cached_rootfs(docker_client: docker.DockerClient) -> None:
+    from engine.cli import main
+    from workers.parent_images import rootfs_tarball
+
+    if not rootfs_tarball().is_file():
+        pytest.skip("no cached rootfs tarball (deploy/host-setup.sh makes it); debootstrap needs a mirror")
+    tag = f"imagebuilder/debian:cli-test-{uuid.uuid4().hex[:8]}"
+    try:
+        assert main(["parent-image", "bootstrap", "--tag", tag]) == 0
+        out = docker_client.containers.run(tag, ["cat", "/etc/debian_version"], remove=True)
+        assert out.decode().startswith("12.")
+        assert docker_client.images.get(tag).attrs["Config"]["Cmd"] == ["/bin/bash"]
+    finally:
+        docker_client.api.remove_image(tag, force=True)

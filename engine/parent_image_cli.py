@@ -1,0 +1,36 @@
+"""`imagebuilder parent-image bootstrap`: make the offline Debian parent image for container builds."""
+
+from __future__ import annotations
+
+import argparse
+import subprocess
+import sys
+import time
+from collections.abc import Sequence
+from pathlib import Path
+
+
+def main(argv: Sequence[str]) -> int:
+    from workers.parent_images import CACHE_ROOT, DEFAULT_MIRROR, DEFAULT_TAG, bootstrap_debian
+
+    parser = argparse.ArgumentParser(prog="imagebuilder parent-image")
+    sub = parser.add_subparsers(dest="command", required=True)
+    boot = sub.add_parser("bootstrap", help="debootstrap a minbase Debian and `docker import` it (offline)")
+    boot.add_argument("--tag", default=DEFAULT_TAG, help=f"image tag (default {DEFAULT_TAG})")
+    boot.add_argument("--suite", default="bookworm", help="Debian suite (default bookworm)")
+    boot.add_argument("--mirror", default=DEFAULT_MIRROR, help="Debian mirror for debootstrap")
+    boot.add_argument("--cache-dir", type=Path, default=CACHE_ROOT / "debootstrap", help="debootstrap package cache")
+    boot.add_argument("--rebuild", action="store_true", help="debootstrap again even if the rootfs tarball is cached")
+    args = parser.parse_args(list(argv))
+
+    started = time.monotonic()
+    try:
+        image = bootstrap_debian(
+            tag=args.tag, suite=args.suite, cache_dir=args.cache_dir, mirror=args.mirror, rebuild=args.rebuild
+        )
+    except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+        print(f"parent-image bootstrap failed: {exc}", file=sys.stderr)
+        return 1
+    how = "debootstrapped" if image.bootstrapped else f"re-imported from {image.rootfs_tar}"
+    print(f"{image.tag} {image.image_id} ({how}, {time.monotonic() - started:.1f} s)")
+    return 0
