@@ -94,6 +94,15 @@ def _now() -> str:
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
 
 
+def _is_cancellation(exc: BaseException) -> bool:
+    """An activity that ended because the build was cancelled fails with a CancelledError cause."""
+    while exc is not None:
+        if isinstance(exc, CancelledError | asyncio.CancelledError):
+            return True
+        exc = exc.cause if isinstance(exc, FailureError) else None  # type: ignore[assignment]
+    return False
+
+
 def _message(exc: BaseException) -> str:
     """The root cause's words, not Temporal's wrapping ("Activity task failed")."""
     while isinstance(exc, FailureError) and exc.cause is not None:
@@ -273,6 +282,9 @@ class ImageBuildWorkflow:
             await self._save(STEP_EXECUTION, step_id, wf_id, {"status": "CANCELLED", "endTime": _now()})
             raise
         except (ActivityError, ApplicationError, ResolutionError) as exc:
+            if _is_cancellation(exc):
+                await self._save(STEP_EXECUTION, step_id, wf_id, {"status": "CANCELLED", "endTime": _now()})
+                raise asyncio.CancelledError() from None
             message = _message(exc)
             state.failed += 1
             await self._save(

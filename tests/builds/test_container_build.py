@@ -44,7 +44,7 @@ phases:
         inputs:
           commands: ["grep -q '{{ Greeting }} from the factory' /etc/motd"]
 """
-FAILING = COMPONENT.replace("grep -q factory /etc/motd", 'echo "no such thing" >&2; exit 3')
+FAILING = COMPONENT.replace("grep -q factory /etc/motd", "echo no-such-thing >&2; exit 3")
 DOCKERFILE = (
     "FROM {{{ imagebuilder:parentImage }}}\n{{{ imagebuilder:environments }}}\n{{{ imagebuilder:components }}}\n"
     'ENV BUILT_BY=imagebuilder\nCMD ["cat", "/etc/motd"]\n'
@@ -120,10 +120,15 @@ def test_container_image_is_built_tested_and_pushed(stack: Stack) -> None:
     assert set(registry_tags(f"factory/{name}")) >= {"1.0.0-1", "stable"}
     # The pushed image really has the component's work and the template's own instructions.
     client = docker.from_env()
-    out = client.containers.run(uris[0], remove=True)
-    assert out.decode().strip() == "hi from the factory"
+    container = client.containers.run(uris[0], detach=True)
+    try:
+        container.wait(timeout=60)
+        assert container.logs().decode().strip() == "hi from the factory"
+    finally:
+        container.remove(force=True)
     config = client.images.get(uris[0]).attrs["Config"]
     assert "BUILT_BY=imagebuilder" in config["Env"]
+    client.images.remove(uris[0], force=True)  # the copy this test pulled is the test's own
     # Every stage and step can be inspected through the API.
     executions = ib.list_workflow_executions(imageBuildVersionArn=arn)["workflowExecutions"]
     assert [e["type"] for e in executions] == ["BUILD", "TEST", "DISTRIBUTION"]

@@ -396,9 +396,10 @@ class DockerExecutor(Executor, kind="docker"):
     def _remove_instance(self, instance_id: str, remove_artifact: bool) -> list[str]:
         """Containers, then images (newest first), then the folder. Idempotent.
 
-        Kept unless remove_artifact: the final image (with its pushed tags, or its local tag when
-        it was never pushed); its parent layers stay with it because the engine refuses to
-        remove a parent of a kept image.
+        Kept unless remove_artifact or pushed: the final image with its local tag, for a later
+        stage on this host; its parent layers stay with it because the engine refuses to remove
+        a parent of a kept image. Once pushed, the registry holds the image and this host keeps
+        nothing: a build host does not fill up with every image it ever built.
         """
         state = self.workspaces.load(instance_id)
         removed: list[str] = []
@@ -408,15 +409,15 @@ class DockerExecutor(Executor, kind="docker"):
             images = self.client.api.images(all=True, filters={"label": f"{INSTANCE_LABEL}={instance_id}"})
             ids = [i["Id"] for i in sorted(images, key=lambda i: i.get("Created", 0), reverse=True)]
             ids += list(reversed(state.images)) if state else []
-            keep = state.artifact_image if state and not remove_artifact else ""
-            if keep and state and state.pushed:
-                # The pushed tags hold the image; the build's local tag is no longer needed.
+            pushed = bool(state and state.pushed)
+            keep = state.artifact_image if state and not remove_artifact and not pushed else ""
+            if pushed and state and state.artifact_image:
+                # Untag first: an image with several tags is only removed tag by tag.
                 with contextlib.suppress(docker.errors.APIError):
-                    for tag in self.client.api.inspect_image(keep).get("RepoTags") or []:
-                        if tag.startswith("imagebuilder/"):
-                            self.client.api.remove_image(tag)
+                    for tag in self.client.api.inspect_image(state.artifact_image).get("RepoTags") or []:
+                        self.client.api.remove_image(tag)
             candidates = [i for i in dict.fromkeys(ids) if not keep or not _same_image(i, keep)]
-            if remove_artifact and state and state.artifact_image:
+            if (remove_artifact or pushed) and state and state.artifact_image:
                 candidates.insert(0, state.artifact_image)
             # Non-forced for the kept image's parents (409 keeps them); forced otherwise.
             removed += remove_images(self.client.api, candidates, force=not keep)
