@@ -9,6 +9,7 @@ heartbeat timeout and a cancellation reaches the executor (as ``runtime.cancel``
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import threading
 from collections.abc import Callable
 from typing import Any
@@ -56,7 +57,8 @@ class StepActivities:
             executor = self._executor(request.context.executor)
             log_ref = f"{request.context.log_prefix}/{request.workflow_type.lower()}/{request.step_name}"
             result: StepResult = await self._run_blocking(lambda rt: executor.run(action, request, rt), log_ref)
-            return result
+            # Where to read this step's output: shown with the step in the API.
+            return dataclasses.replace(result, log_ref=result.log_ref or str(self.blobs.path(log_ref)))
 
         run.__name__ = ACTION_METHODS[action]
         return activity.defn(name=action)(run)

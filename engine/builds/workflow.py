@@ -55,8 +55,9 @@ STEP_RETRY = RetryPolicy(
     maximum_attempts=3,
     non_retryable_error_types=["StepFailed", "NotSupported"],
 )
-#: Steps are short-lived between heartbeats; a worker that stops heartbeating is presumed dead.
-HEARTBEAT_TIMEOUT = timedelta(seconds=60)
+#: Step activities heartbeat every 5 s; a worker silent for this long is presumed dead and the
+#: step is retried (on the same host queue, once that host's worker is back).
+HEARTBEAT_TIMEOUT = timedelta(seconds=20)
 MAX_PARALLEL_TESTS = 5
 
 
@@ -92,6 +93,13 @@ class _RunState:
 def _now() -> str:
     t = workflow.now()
     return t.strftime("%Y-%m-%dT%H:%M:%S.") + f"{t.microsecond // 1000:03d}Z"
+
+
+def _step_message(result: StepResult) -> str:
+    parts = [result.message] if result.message else []
+    if result.log_ref:
+        parts.append(f"logs: {result.log_ref}")
+    return "; ".join(parts)
 
 
 def _is_cancellation(exc: BaseException) -> bool:
@@ -306,7 +314,7 @@ class ImageBuildWorkflow:
             {
                 "status": "COMPLETED",
                 "outputs": json.dumps(result.outputs),
-                "message": result.message[:500] or None,
+                "message": _step_message(result)[:500] or None,
                 "_logRef": result.log_ref or None,
                 "endTime": _now(),
             },
