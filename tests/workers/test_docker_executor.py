@@ -34,7 +34,7 @@ from workers.contracts import (
 from workers.errors import NotSupported, StepFailed
 from workers.executors.base import ExecutorSettings, StepRuntime
 from workers.executors.docker import DockerExecutor
-from workers.executors.docker_build import render_dockerfile
+from workers.executors.docker_build import commit_changes, render_dockerfile, simple_stage1
 from workers.executors.docker_workspace import IMAGE_ARN_LABEL
 
 pytestmark = pytest.mark.docker
@@ -254,6 +254,23 @@ def test_render_splits_at_components_placeholder() -> None:
         render_dockerfile("FROM {{{ imagebuilder:nope }}}", "b", "/tmp")
     with pytest.raises(StepFailed, match="more than once"):
         render_dockerfile("{{{ imagebuilder:components }}}\n{{{ imagebuilder:components }}}", "b", "/tmp")
+
+
+def test_build_shortcuts_only_for_what_a_commit_can_do() -> None:
+    assert simple_stage1("FROM base:1\nWORKDIR /work\n") == ("base:1", "/work")
+    assert simple_stage1("# a comment\nFROM base:1\n") == ("base:1", "")
+    for before in (
+        "ARG X\nFROM base:1\n",  # ARG: variables
+        "FROM base:1\nWORKDIR work\n",  # relative
+        "FROM base:1\nENV A=1\n",  # the components would need it too
+        "FROM base:1 AS b\n",
+        "# escape=`\nFROM base:1\n",
+    ):
+        assert simple_stage1(before) is None, before
+    assert commit_changes('\nENV A=1\n# why\nCMD ["x"]\n') == ["ENV A=1", 'CMD ["x"]']
+    assert commit_changes("") == []
+    for after in ("RUN true\n", "WORKDIR /x\n", "ENV A=1 \\\n  B=2\n", "COPY a b\n"):
+        assert commit_changes(after) is None, after
 
 
 # --- the whole container pipeline ---------------------------------------------------------------

@@ -10,6 +10,12 @@ in the build stage builds the image in four stages (docker_build.py):
 3. `docker commit` of that container with the stage-1 image config restored;
 4. `docker build` of ``FROM <commit>`` plus the template's remainder.
 
+Two shortcuts skip a `docker build` where it would only cost time (each build step is a
+container and a commit of its own): a stage 1 that is only FROM + absolute WORKDIRs (what the
+default template renders to) starts the components container from the parent image with that
+working directory, and a remainder of config-only instructions (ENV, CMD, LABEL, ...) is applied
+by the commit itself (`--change`, the engine's own Dockerfile dispatcher).
+
 Running the components through our own runner instead of a RUN line is what lets a failed
 component name its step, and a cancellation stop between (or during) steps. The test stage runs
 the test phases in a container of the new image. DistributeContainerImage pushes to the
@@ -48,11 +54,13 @@ from workers.executors.docker_build import (
     KEEPALIVE,
     BuildOutcome,
     build_image,
+    commit_changes,
     commit_config,
     final_dockerfile,
     remove_images,
     render_dockerfile,
     run_cancellable,
+    simple_stage1,
 )
 from workers.executors.docker_workspace import (
     IMAGE_ARN_LABEL,
@@ -165,42 +173,65 @@ class DockerExecutor(Executor, kind="docker"):
         finished = False
         try:
             t0 = time.monotonic()
-            image = self._build_stage(
-                rendered.before, folder / "stage1", state, build_log, runtime, "stage 1", step_images
-            )
+            simple = simple_stage1(rendered.before) if rendered.after is not None else None
+            if simple is not None and not self._image_exists(simple[0]):
+                simple = None  # the build names the missing parent in its own words
+            if simple is not None:
+                # FROM + WORKDIR only: start the components container from the parent itself.
+                image, workdir = simple
+                parent_config = api.inspect_image(image)["Config"] or {}
+                stage1_config = {
+                    **parent_config,
+                    "WorkingDir": workdir or parent_config.get("WorkingDir") or "",
+                    "Labels": {**(parent_config.get("Labels") or {}), **state.labels},
+                }
+            else:
+                image = self._build_stage(
+                    rendered.before, folder / "stage1", state, build_log, runtime, "stage 1", step_images
+                )
+                stage1_config = api.inspect_image(image)["Config"] or {}
             timings["stage1"] = time.monotonic() - t0
             if rendered.after is None:
                 final, message = image, "the Dockerfile template has no components placeholder: components were not run"
             else:
-                stage1_config = api.inspect_image(image)["Config"] or {}
                 runtime.check_cancelled()
                 t0 = time.monotonic()
-                container = self._start_container(image, state, step_containers)
+                # Without a stage-1 image the container gets the WORKDIR itself (the engine creates it).
+                cwd = (stage1_config.get("WorkingDir") or None) if simple is not None else None
+                container = self._start_container(image, state, step_containers, working_dir=cwd)
                 ran = self._run_components(container, request.context.components, BUILD_PHASES, runtime, "build")
                 timings["components"] = time.monotonic() - t0
                 runtime.check_cancelled()
                 t0 = time.monotonic()
-                conf = commit_config(stage1_config)
+                changes = commit_changes(rendered.after)
                 committed = str(
-                    api.commit(container, conf=conf, message=f"imagebuilder components of {state.instance_id}")["Id"]
+                    api.commit(
+                        container,
+                        conf=commit_config(stage1_config),
+                        changes=changes or None,
+                        message=f"imagebuilder components of {state.instance_id}",
+                    )["Id"]
                 )
                 step_images.append(committed)
                 self._track(state, images=[committed])
                 self._remove_containers([container])
                 step_containers.remove(container)
                 timings["commit"] = time.monotonic() - t0
-                runtime.check_cancelled()
-                t0 = time.monotonic()
-                final = self._build_stage(
-                    final_dockerfile(committed, rendered.after),
-                    folder / "stage2",
-                    state,
-                    build_log,
-                    runtime,
-                    "stage 2",
-                    step_images,
-                )
-                timings["stage2"] = time.monotonic() - t0
+                if changes is not None:
+                    final = committed
+                else:
+                    runtime.check_cancelled()
+                    t0 = time.monotonic()
+                    final = self._build_stage(
+                        final_dockerfile(committed, rendered.after),
+                        folder / "stage2",
+                        state,
+                        build_log,
+                        runtime,
+                        "stage 2",
+                        step_images,
+                    )
+                    timings["stage2"] = time.monotonic() - t0
                 message = f"built {final[:19]} with {ran} components"
             ctx = request.context
             repository, version = f"imagebuilder/{_slug(ctx.image_name)}", f"{ctx.version}-{ctx.build_number}"
@@ -262,9 +293,11 @@ class DockerExecutor(Executor, kind="docker"):
             self._remove_containers(containers)
         return StepResult(outputs={"status": "Success"}, message=f"ran the test phase of {ran} components")
 
-    def _start_container(self, image: str, state: InstanceState, step_containers: list[str]) -> str:
+    def _start_container(
+        self, image: str, state: InstanceState, step_containers: list[str], working_dir: str | None = None
+    ) -> str:
         container = self.client.containers.create(
-            image, entrypoint=KEEPALIVE, command=[], labels=state.labels, detach=True
+            image, entrypoint=KEEPALIVE, command=[], labels=state.labels, detach=True, working_dir=working_dir
         )
         step_containers.append(container.id)
         self._track(state, containers=[container.id])
@@ -440,6 +473,13 @@ class DockerExecutor(Executor, kind="docker"):
         return removed
 
     # -- helpers ------------------------------------------------------------------------------
+
+    def _image_exists(self, image: str) -> bool:
+        try:
+            self.client.api.inspect_image(image)
+        except docker.errors.ImageNotFound:
+            return False
+        return True
 
     def _state(self, request: StepRequest) -> InstanceState:
         instance_id = str(request.inputs.get("instanceId") or "")

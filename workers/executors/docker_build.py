@@ -98,6 +98,63 @@ def final_dockerfile(committed_image: str, after: str) -> str:
     return f"FROM {committed_image}\n{after}"
 
 
+#: Instructions that only change the image config: `docker commit --change` applies them with the
+#: engine's own Dockerfile dispatcher (same variable expansion, same ENTRYPOINT-resets-CMD rule).
+#: WORKDIR is left out: as a commit change it does not create the directory.
+COMMIT_INSTRUCTIONS = frozenset({"ENV", "CMD", "ENTRYPOINT", "EXPOSE", "LABEL", "USER", "STOPSIGNAL", "VOLUME"})
+_DIRECTIVE = re.compile(r"^#\s*(syntax|escape|check)\s*=", re.IGNORECASE)
+
+
+def _instructions(part: str) -> list[str] | None:
+    """The part's instruction lines; None when it has what a line scan cannot follow (continuations,
+    parser directives, heredocs)."""
+    lines = []
+    for raw in part.splitlines():
+        text = raw.strip()
+        if _DIRECTIVE.match(text):
+            return None
+        if not text or text.startswith("#"):
+            continue
+        if text.endswith(("\\", "`")) or "<<" in text:
+            return None
+        lines.append(text)
+    return lines
+
+
+def commit_changes(after: str) -> list[str] | None:
+    """The template's part after the components as commit changes, when all of it is config only.
+
+    Then no second `docker build` is needed (each of its steps is a container and a commit of
+    its own, most of a second for ENV + CMD): the commit of the components container applies it.
+    """
+    lines = _instructions(after)
+    if lines is None or any(line.split(None, 1)[0].upper() not in COMMIT_INSTRUCTIONS for line in lines):
+        return None
+    return lines
+
+
+def simple_stage1(before: str) -> tuple[str, str] | None:
+    """(parent image, working directory) when the part before the components is only
+    ``FROM <image>`` and absolute WORKDIRs (what the default template renders to); None otherwise.
+
+    Such a stage needs no `docker build`: a container of the parent image with that working
+    directory (the engine creates it on start, as WORKDIR would) is the same starting point.
+    """
+    lines = _instructions(before)
+    if not lines:
+        return None
+    first = lines[0].split()
+    if len(first) != 2 or first[0].upper() != "FROM" or "$" in first[1] or first[1].startswith("-"):
+        return None
+    workdir = ""
+    for line in lines[1:]:
+        words = line.split()
+        if len(words) != 2 or words[0].upper() != "WORKDIR" or not words[1].startswith("/") or "$" in words[1]:
+            return None
+        workdir = words[1]
+    return first[1], workdir
+
+
 @dataclass
 class BuildOutcome:
     image_id: str = ""
