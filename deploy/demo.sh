@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# The demo: start the API server on a fresh data directory and drive it with the AWS CLI,
-# exactly as a user would (`aws imagebuilder ... --endpoint-url`).
+# The demo: the embedded single-node stack (`imagebuilder up`: Temporal dev server, API server,
+# worker with the Docker executor) on a fresh data directory, driven with the AWS CLI exactly as
+# a user would, building a real container image and pushing it to the loopback registry.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=${PORT:-8080}
@@ -8,15 +9,16 @@ DATA=${DATA:-$(mktemp -d /tmp/imagebuilder-demo.XXXXXX)}
 BIN=.venv/bin
 export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_DEFAULT_REGION=us-east-1
 aws() { "$BIN/python" -m awscli "$@" --endpoint-url "http://127.0.0.1:$PORT"; }
+say() { printf '\n== %s\n' "$*"; }
 
-"$BIN/imagebuilder" server --port "$PORT" --data-dir "$DATA" &
-SERVER=$!
-trap 'kill $SERVER 2>/dev/null; wait $SERVER 2>/dev/null' EXIT
-for _ in $(seq 1 100); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.1; done
+"$BIN/imagebuilder" up --port "$PORT" --data-dir "$DATA" --executors docker &
+STACK=$!
+trap 'kill -TERM $STACK 2>/dev/null; wait $STACK 2>/dev/null || true' EXIT
+for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.2; done
 
 cat > "$DATA/hello.yaml" <<'YAML'
 name: hello
-description: Says hello during the build and checks it in the test phase.
+description: Writes a greeting during the build, checks it in validate and in the test stage.
 schemaVersion: 1.0
 parameters:
   - Greeting:
@@ -30,23 +32,61 @@ phases:
         inputs:
           - path: /etc/motd
             content: "{{ Greeting }}"
-  - name: test
+  - name: validate
     steps:
       - name: CheckGreeting
         action: ExecuteBash
         inputs:
           commands: ["grep -q golden-image /etc/motd"]
+  - name: test
+    steps:
+      - name: GreetingInImage
+        action: ExecuteBash
+        inputs:
+          commands: ["cat /etc/motd"]
 YAML
+printf 'FROM {{{ imagebuilder:parentImage }}}\n{{{ imagebuilder:environments }}}\n{{{ imagebuilder:components }}}\nCMD ["cat", "/etc/motd"]\n' \
+    > "$DATA/Dockerfile.template"
 
-echo "== create-component"
-aws imagebuilder create-component --name hello --semantic-version 1.0.0 --platform Linux \
-    --data "file://$DATA/hello.yaml"
-echo "== create-infrastructure-configuration"
-aws imagebuilder create-infrastructure-configuration --name docker-builders --instance-profile-name local-docker \
-    --instance-types small || true
-echo "== list-components (Self, then Amazon-managed)"
-aws imagebuilder list-components --output table
-aws imagebuilder list-components --owner Amazon --query 'componentVersionList[].[name,version]' --output table
-echo "== list-infrastructure-configurations"
-aws imagebuilder list-infrastructure-configurations --output table || true
-echo "demo data in $DATA"
+say "create-component"
+COMPONENT=$(aws imagebuilder create-component --name hello --semantic-version 1.0.0 --platform Linux \
+    --data "file://$DATA/hello.yaml" --query componentBuildVersionArn --output text)
+echo "$COMPONENT"
+say "create-container-recipe (parent: the offline Debian 12 base image)"
+RECIPE=$(aws imagebuilder create-container-recipe --name hello-web --semantic-version 1.0.0 --container-type DOCKER \
+    --parent-image imagebuilder/debian:12 --target-repository service=ECR,repositoryName=demo/hello-web \
+    --dockerfile-template-data "file://$DATA/Dockerfile.template" \
+    --components "componentArn=$COMPONENT" --query containerRecipeArn --output text)
+echo "$RECIPE"
+say "create-infrastructure-configuration and create-distribution-configuration"
+INFRA=$(aws imagebuilder create-infrastructure-configuration --name docker-builders \
+    --instance-profile-name local-docker --query infrastructureConfigurationArn --output text)
+DIST=$(aws imagebuilder create-distribution-configuration --name to-local-registry --distributions \
+    'region=us-east-1,containerDistributionConfiguration={containerTags=[latest],targetRepository={service=ECR,repositoryName=demo/hello-web}}' \
+    --query distributionConfigurationArn --output text)
+echo "$INFRA"; echo "$DIST"
+say "create-image"
+IMAGE=$(aws imagebuilder create-image --container-recipe-arn "$RECIPE" --infrastructure-configuration-arn "$INFRA" \
+    --distribution-configuration-arn "$DIST" --query imageBuildVersionArn --output text)
+echo "$IMAGE"
+
+say "progress (get-image, list-workflow-step-executions)"
+last=""
+while true; do
+    status=$(aws imagebuilder get-image --image-build-version-arn "$IMAGE" --query image.state.status --output text)
+    steps=$(aws imagebuilder list-workflow-executions --image-build-version-arn "$IMAGE" \
+        --query 'workflowExecutions[].[type,status]' --output text | tr '\t\n' ': ' || true)
+    line="$status  $steps"
+    [[ "$line" != "$last" ]] && echo "$(date +%T)  $line" && last=$line
+    [[ $status == AVAILABLE || $status == FAILED || $status == CANCELLED ]] && break
+    sleep 1
+done
+aws imagebuilder get-image --image-build-version-arn "$IMAGE" --query 'image.[state,outputResources]'
+[[ $status == AVAILABLE ]] || exit 1
+URI=$(aws imagebuilder get-image --image-build-version-arn "$IMAGE" \
+    --query 'image.outputResources.containers[0].imageUris[0]' --output text)
+say "done: pull and run it with"
+echo "  docker run --rm $URI"
+docker run --rm "$URI"
+echo
+echo "Temporal UI: http://127.0.0.1:8233  (workflow id image/hello-web/1.0.0/1); data in $DATA"

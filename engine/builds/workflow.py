@@ -279,13 +279,21 @@ class ImageBuildWorkflow:
             return
         try:
             inputs = resolve_inputs(step, state.context)
-            await self._save(
-                STEP_EXECUTION, step_id, wf_id, {**record, "status": "RUNNING", "inputs": json.dumps(inputs)}
+            # The RUNNING record is written while the step is dispatched, not before: one round
+            # trip less per step. It is awaited before any later record of the step is written.
+            running = asyncio.ensure_future(
+                self._save(
+                    STEP_EXECUTION, step_id, wf_id, {**record, "status": "RUNNING", "inputs": json.dumps(inputs)}
+                )
             )
-            if step.action == "WaitForAction":
-                result = await self._wait_for_action(step, step_id, wf_id, record)
-            else:
-                result = await self._execute(run, wf_id, step, step_id, inputs)
+            try:
+                if step.action == "WaitForAction":
+                    await running
+                    result = await self._wait_for_action(step, step_id, wf_id, record)
+                else:
+                    result = await self._execute(run, wf_id, step, step_id, inputs)
+            finally:
+                await asyncio.shield(running)
         except (asyncio.CancelledError, CancelledError):
             await self._save(STEP_EXECUTION, step_id, wf_id, {"status": "CANCELLED", "endTime": _now()})
             raise
