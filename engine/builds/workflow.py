@@ -128,6 +128,7 @@ class ImageBuildWorkflow:
         self.output_resources: dict[str, Any] = {}
         self.actions: dict[str, StepActionSignal] = {}
         self.status = "PENDING"
+        self.writes: dict[str, asyncio.Task[None]] = {}
 
     @workflow.signal(name="SendWorkflowStepAction")
     def step_action(self, signal: StepActionSignal) -> None:
@@ -222,7 +223,7 @@ class ImageBuildWorkflow:
             "parallelGroup": run.parallel_group,
             "startTime": _now(),
         }
-        await self._save(WORKFLOW_EXECUTION, wf_id, self.input.context.image_arn, {**base, "status": "RUNNING"})
+        self._save(WORKFLOW_EXECUTION, wf_id, self.input.context.image_arn, {**base, "status": "RUNNING"})
         try:
             for step in doc.steps:
                 await self._run_step(run, wf_id, step, state)
@@ -245,7 +246,7 @@ class ImageBuildWorkflow:
             raise
         outputs = resolve_outputs(doc, state.context)
         self.workflow_outputs.update(outputs)
-        await self._save(
+        self._save(
             WORKFLOW_EXECUTION,
             wf_id,
             self.input.context.image_arn,
@@ -275,25 +276,19 @@ class ImageBuildWorkflow:
         }
         if not evaluate_condition(step.if_, state.context):
             state.skipped += 1
-            await self._save(STEP_EXECUTION, step_id, wf_id, {**record, "status": "SKIPPED", "endTime": _now()})
+            self._save(STEP_EXECUTION, step_id, wf_id, {**record, "status": "SKIPPED", "endTime": _now()})
             return
         try:
             inputs = resolve_inputs(step, state.context)
-            # The RUNNING record is written while the step is dispatched, not before: one round
-            # trip less per step. It is awaited before any later record of the step is written.
-            running = asyncio.ensure_future(
-                self._save(
-                    STEP_EXECUTION, step_id, wf_id, {**record, "status": "RUNNING", "inputs": json.dumps(inputs)}
-                )
+            # Written while the step is dispatched (records of one step stay in order).
+            running = self._save(
+                STEP_EXECUTION, step_id, wf_id, {**record, "status": "RUNNING", "inputs": json.dumps(inputs)}
             )
-            try:
-                if step.action == "WaitForAction":
-                    await running
-                    result = await self._wait_for_action(step, step_id, wf_id, record)
-                else:
-                    result = await self._execute(run, wf_id, step, step_id, inputs)
-            finally:
-                await asyncio.shield(running)
+            if step.action == "WaitForAction":
+                await running  # ListWaitingWorkflowSteps must find the step once it waits
+                result = await self._wait_for_action(step, step_id, wf_id, record)
+            else:
+                result = await self._execute(run, wf_id, step, step_id, inputs)
         except (asyncio.CancelledError, CancelledError):
             await self._save(STEP_EXECUTION, step_id, wf_id, {"status": "CANCELLED", "endTime": _now()})
             raise
@@ -315,7 +310,7 @@ class ImageBuildWorkflow:
         state.succeeded += 1
         state.context["stepOutputs"][step.name] = result.outputs
         state.done.append(_Done(step, step_id, result.outputs))
-        await self._save(
+        self._save(
             STEP_EXECUTION,
             step_id,
             wf_id,
@@ -454,16 +449,34 @@ class ImageBuildWorkflow:
     ) -> None:
         assert self.input is not None
         self.status = status
+        await self._flush()
         await workflow.execute_local_activity(
             "SetImageState",
             ImageStateUpdate(self.input.context.image_arn, status, reason, output_resources, failure_context),
             start_to_close_timeout=RECORD_TIMEOUT,
         )
 
-    async def _save(self, kind: str, ident: str, parent: str, body: dict[str, Any]) -> None:
+    def _save(self, kind: str, ident: str, parent: str, body: dict[str, Any]) -> asyncio.Task[None]:
+        """Write an execution record without holding up the build: writes of one record run in
+        order, and every write is done before the image's state changes (see ``_flush``)."""
         assert self.input is not None
-        await workflow.execute_local_activity(
-            "SaveExecution",
-            ExecutionRecord(kind, ident, parent, self.input.account, body),
-            start_to_close_timeout=RECORD_TIMEOUT,
-        )
+        record = ExecutionRecord(kind, ident, parent, self.input.account, body)
+        previous = self.writes.get(ident)
+
+        async def write() -> None:
+            if previous is not None:
+                await previous
+            await workflow.execute_local_activity("SaveExecution", record, start_to_close_timeout=RECORD_TIMEOUT)
+
+        task = asyncio.ensure_future(write())
+        self.writes[ident] = task
+        return task
+
+    async def _flush(self) -> None:
+        pending = list(self.writes.values())
+        self.writes.clear()
+        # A record write that failed (or was cancelled with the build) must not stop the image
+        # state from being written; the activity already retried it.
+        for result in await asyncio.gather(*pending, return_exceptions=True):
+            if isinstance(result, BaseException):
+                workflow.logger.warning("an execution record was not written: %s", result)
