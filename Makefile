@@ -7,10 +7,10 @@ PYTEST_ARGS ?=
 
 .PHONY: venv host test demo lint bench clean
 
-$(VENV)/.installed: pyproject.toml
+$(VENV)/.installed: pyproject.toml Makefile
 	python3 -m venv $(VENV)
 	$(VENV)/bin/pip install -q --upgrade pip
-	$(VENV)/bin/pip install -q -e '.[test]'
+	$(VENV)/bin/pip install -q -e '.[test,vm]'
 	touch $@
 
 venv: $(VENV)/.installed

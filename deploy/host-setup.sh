@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Installs and starts what the stack and its tests need on a Debian 12 host, as root, without
-# systemd: apt packages, dockerd, a loopback OCI registry, PostgreSQL, and the offline Debian
-# base image for containers (debootstrap + docker import; nothing is ever pulled).
+# systemd: apt packages, dockerd, a loopback OCI registry, PostgreSQL, libvirtd, and the offline
+# Debian base image for containers (debootstrap + docker import; nothing is ever pulled).
 #
 # Idempotent: every step checks first and does nothing when its work is already done, so a
 # re-run on a set-up host takes about a second. Services are started detached (setsid nohup)
@@ -64,6 +64,9 @@ pkgs=(
     postgresql                            # production store (tests also run on SQLite)
     debootstrap debian-archive-keyring    # offline parent images (the keyring verifies them)
     qemu-utils                            # qemu-img: overlays and disk exports
+    qemu-system-x86                       # VM guests (TCG where KVM is unusable)
+    libvirt-daemon-system libvirt-dev pkg-config  # libvirt executor; libvirt-python builds against -dev
+    extlinux syslinux-common fdisk        # bootable parent qcow2: MBR + extlinux, sfdisk partitions it
     git curl openssh-client ca-certificates procps iproute2
 )
 missing=()
@@ -166,7 +169,23 @@ if [[ $(psql_admin -c "SELECT 1 FROM pg_database WHERE datname = '$PG_ROLE'") !=
 fi
 say "postgresql: postgresql://$PG_ROLE:$PG_PASSWORD@127.0.0.1:5432/$PG_ROLE ready"
 
-# --- 5. offline Debian base image for containers ----------------------------------------------
+# --- 5. libvirt (virtlogd + libvirtd, no systemd) -------------------------------------------
+if virsh -c qemu:///system version >/dev/null 2>&1; then
+    say "libvirtd: running"
+else
+    say "libvirtd: starting (log $LOG_DIR/libvirtd.log)"
+    # Both daemonize themselves with -d; libvirtd hands guest consoles to virtlogd, so it goes
+    # first. A stale pid file from a killed daemon is taken over when that pid is dead.
+    pgrep -x virtlogd >/dev/null || start_detached "$LOG_DIR/virtlogd.log" virtlogd -d
+    pgrep -x libvirtd >/dev/null || start_detached "$LOG_DIR/libvirtd.log" libvirtd -d
+    wait_for 60 libvirtd virsh -c qemu:///system version || {
+        tail -n 30 "$LOG_DIR/libvirtd.log" >&2
+        die "libvirtd did not answer on qemu:///system within 60 s"
+    }
+    say "libvirtd: up ($(virsh -c qemu:///system version | awk '/hypervisor/ {print $3, $4}'))"
+fi
+
+# --- 6. offline Debian base image for containers ----------------------------------------------
 # Kept small, but with what component documents and the target tests use: openssh-server for
 # the SSH test container, sudo/procps/iproute2 for typical build steps, python3 for script
 # steps. coreutils' `timeout` is what the docker target uses to enforce timeouts.
