@@ -1,4 +1,5 @@
-"""Seed the built-in (Amazon-managed) components and workflows into the store at server start.
+"""Seed the built-in (Amazon-managed) components, workflows and parent images into the store at
+server start.
 
 They live in the reserved account "aws", so their ARNs read like Image Builder's own
 (arn:aws:imagebuilder:REGION:aws:component/update-linux/1.0.0/1) and callers list them with
@@ -10,10 +11,12 @@ CreateWorkflow do), so references that pin an older build keep working.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from typing import Any
 
 import sqlalchemy.exc
 
@@ -22,16 +25,29 @@ from engine.api.errors import ApiError
 from engine.resources import arns
 from engine.settings import Config
 from engine.store import Record, Store, Tx
+from workers.parent_images import DEFAULT_TAG
 
 log = logging.getLogger("imagebuilder.managed")
 
 OWNER = "Amazon"
 
 
+#: The offline Debian base (`imagebuilder parent-image bootstrap`, deploy/host-setup.sh) as a
+#: managed container image, so recipes can name it by ARN like one of Image Builder's own.
+PARENT_IMAGE_NAME = "debian-12-container"
+PARENT_IMAGE_VERSION = "12.0.0"
+
+
+def parent_image_arn(region: str) -> str:
+    """The version-wildcard ARN users write as a container recipe's parentImage."""
+    return arns.build(region, arns.MANAGED_ACCOUNT, "image", PARENT_IMAGE_NAME, "x.x.x")
+
+
 @dataclass(frozen=True)
 class Seeded:
     components: list[str]
     workflows: list[str]
+    images: list[str] = field(default_factory=list)
 
 
 def _ctx(config: Config, store: Store, tx: Tx) -> RequestContext:
@@ -120,19 +136,61 @@ def _seed_workflows(ctx: RequestContext) -> list[str]:
     return created
 
 
+def _parent_image_body(region: str) -> dict[str, Any]:
+    return {
+        "name": PARENT_IMAGE_NAME,
+        "type": "DOCKER",
+        "platform": "Linux",
+        "osVersion": "Debian 12",
+        "description": "Debian 12 minbase, debootstrapped offline and imported as a Docker image",
+        "state": {"status": "AVAILABLE"},
+        "owner": OWNER,
+        "buildType": "IMPORT",
+        "imageSource": "AMAZON_MANAGED",
+        "outputResources": {"containers": [{"region": region, "imageUris": [DEFAULT_TAG]}]},
+        "tags": {},
+    }
+
+
+def _seed_images(ctx: RequestContext) -> list[str]:
+    """The managed parent image record; a changed description becomes a new build of its version."""
+    body = _parent_image_body(ctx.region)
+    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+    current = _current(ctx.tx, "image", PARENT_IMAGE_NAME, PARENT_IMAGE_VERSION)
+    if current is not None and current.body.get("_digest") == digest:
+        return []
+    norm = arns.normalize_name(PARENT_IMAGE_NAME)
+    build_no = ctx.tx.next_build("image", arns.MANAGED_ACCOUNT, norm, PARENT_IMAGE_VERSION)
+    arn = arns.build(ctx.region, arns.MANAGED_ACCOUNT, "image", PARENT_IMAGE_NAME, PARENT_IMAGE_VERSION, build_no)
+    record = ctx.tx.insert(
+        Record(
+            arn=arn,
+            kind="image",
+            account=arns.MANAGED_ACCOUNT,
+            name=norm,
+            version=PARENT_IMAGE_VERSION,
+            build=build_no,
+            body={**body, "arn": arn, "version": f"{PARENT_IMAGE_VERSION}/{build_no}", "_digest": digest},
+        )
+    )
+    ctx.tx.update(record.with_body({**record.body, "dateCreated": record.created}))
+    return [arn]
+
+
 def seed(config: Config, store: Store) -> Seeded:
     """Bring the managed resources in the store up to date with the shipped documents."""
     for attempt in range(8):
         try:
             with store.transaction(write=True) as tx:
                 ctx = _ctx(config, store, tx)
-                result = Seeded(_seed_components(ctx), _seed_workflows(ctx))
+                result = Seeded(_seed_components(ctx), _seed_workflows(ctx), _seed_images(ctx))
             break
         except (sqlalchemy.exc.IntegrityError, sqlalchemy.exc.OperationalError):
             # Several server workers start at once; the one that lost the race sees the winner's rows.
             if attempt == 7:
                 raise
             time.sleep(0.05 * (attempt + 1))
-    if result.components or result.workflows:
-        log.info("managed resources loaded: %s", ", ".join(result.components + result.workflows))
+    loaded = result.components + result.workflows + result.images
+    if loaded:
+        log.info("managed resources loaded: %s", ", ".join(loaded))
     return result

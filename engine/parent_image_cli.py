@@ -33,4 +33,10 @@ def main(argv: Sequence[str]) -> int:
         return 1
     how = "debootstrapped" if image.bootstrapped else f"re-imported from {image.rootfs_tar}"
     print(f"{image.tag} {image.image_id} ({how}, {time.monotonic() - started:.1f} s)")
+    if image.tag == DEFAULT_TAG:
+        from engine import settings
+        from engine.managed import parent_image_arn
+
+        # The API server registers this tag as a managed image at start (engine/managed.py).
+        print(f"container recipes can use parentImage: {parent_image_arn(settings.load().region)}")
     return 0

@@ -188,9 +188,15 @@ def test_list_images(ib: Any, images: dict[str, str]) -> None:
     docker = ib.list_images(filters=[{"name": "type", "values": ["DOCKER"]}])["imageVersionList"]
     assert [i["name"] for i in docker] == ["app"]
     amazon = ib.list_images(owner="Amazon")["imageVersionList"]
-    assert [i["name"] for i in amazon] == ["debian-12"]
+    # debian-12-container is the offline parent image the server registers at start.
+    assert sorted(i["name"] for i in amazon) == ["debian-12", "debian-12-container"]
     with_deprecated = ib.list_images(owner="Amazon", includeDeprecated=True)["imageVersionList"]
-    assert {i["name"] for i in with_deprecated} == {"debian-11", "debian-12"}
+    assert {i["name"] for i in with_deprecated} == {"debian-11", "debian-12", "debian-12-container"}
+    parent = ib.get_image(imageBuildVersionArn=f"{MANAGED}:image/debian-12-container/x.x.x")["image"]
+    assert parent["type"] == "DOCKER" and parent["state"]["status"] == "AVAILABLE"
+    assert all(i["owner"] == "Amazon" for i in amazon)
+    assert parent["outputResources"]["containers"][0]["imageUris"] == ["imagebuilder/debian:12"]
+    assert parent["osVersion"] == "Debian 12" and parent["platform"] == "Linux"
     first = ib.list_images(maxResults=1)
     assert len(first["imageVersionList"]) == 1 and first["nextToken"]
 

@@ -62,13 +62,15 @@ def wait_for(ib: Any, arn: str, states: set[str], timeout: float = 600) -> dict[
     raise AssertionError(f"{arn} did not reach {states}: {image['state']}")
 
 
-def setup_build(ib: Any, name: str, component: str = COMPONENT, tests: bool = True) -> dict[str, Any]:
+def setup_build(
+    ib: Any, name: str, component: str = COMPONENT, tests: bool = True, parent: str = "imagebuilder/debian:12"
+) -> dict[str, Any]:
     comp = ib.create_component(name=f"{name}-motd", semanticVersion="1.0.0", platform="Linux", data=component)
     recipe = ib.create_container_recipe(
         name=name,
         semanticVersion="1.0.0",
         containerType="DOCKER",
-        parentImage="imagebuilder/debian:12",
+        parentImage=parent,
         targetRepository={"service": "ECR", "repositoryName": f"factory/{name}"},
         dockerfileTemplateData=DOCKERFILE,
         components=[
@@ -135,6 +137,22 @@ def test_container_image_is_built_tested_and_pushed(stack: Stack) -> None:
     assert all(e["status"] == "COMPLETED" for e in executions)
     steps = ib.list_workflow_step_executions(workflowExecutionId=executions[0]["workflowExecutionId"])["steps"]
     assert [s["name"] for s in steps][:3] == ["LaunchBuildInstance", "BootstrapBuildInstance", "ApplyBuildComponents"]
+    assert leftovers(arn) == []
+
+
+def test_managed_parent_image_by_arn(stack: Stack) -> None:
+    """The offline Debian base is a managed image (owner Amazon) a recipe can name by ARN."""
+    ib = stack.client()
+    amazon = ib.list_images(owner="Amazon")["imageVersionList"]
+    parent = next(i for i in amazon if i["name"] == "debian-12-container")
+    assert parent["type"] == "DOCKER" and parent["owner"] == "Amazon"
+    wildcard = "arn:aws:imagebuilder:us-east-1:aws:image/debian-12-container/x.x.x"
+    name = f"managed-{uuid.uuid4().hex[:6]}"
+    arn = ib.create_image(**setup_build(ib, name, tests=False, parent=wildcard))["imageBuildVersionArn"]
+    image = wait_for(ib, arn, TERMINAL)
+    assert image["state"]["status"] == "AVAILABLE", image["state"]
+    assert image["containerRecipe"]["parentImage"] == wildcard
+    assert "1.0.0-1" in registry_tags(f"factory/{name}")
     assert leftovers(arn) == []
 
 
