@@ -7,6 +7,7 @@ from typing import Any
 
 from engine.api import errors
 from engine.api.context import RequestContext
+from engine.api.errors import ApiError
 from engine.resources import arns, versions
 from engine.store import Record
 
@@ -81,3 +82,18 @@ def _usable(rec: Record) -> bool:
 def public(body: dict[str, Any]) -> dict[str, Any]:
     """A stored body without internal keys (those start with an underscore)."""
     return {k: v for k, v in body.items() if not k.startswith("_")}
+
+
+def owned(ctx: RequestContext, rec: Record) -> Record:
+    """The record, if the caller's account owns it: others' and managed resources are read-only."""
+    if rec.account != ctx.account:
+        raise ApiError("ForbiddenException", f"{rec.arn} is not owned by this account")
+    return rec
+
+
+def refuse_if_used(arn: str, users: list[str], by: str = "image pipeline(s)") -> None:
+    """ResourceDependencyException naming (up to five of) what still uses the resource."""
+    if users:
+        raise ApiError(
+            "ResourceDependencyException", f"{arn} is used by {by} {', '.join(users[:5])}; change or delete them first"
+        )

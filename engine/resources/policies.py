@@ -6,6 +6,8 @@ from __future__ import annotations
 import json
 
 from engine.api import errors
+from engine.api.context import RequestContext
+from engine.store import Record
 
 
 def check_policy(policy: str) -> None:
@@ -23,3 +25,20 @@ def check_policy(policy: str) -> None:
             raise errors.bad_parameter(f"policy Statement {i} needs Effect Allow or Deny")
         if "Action" not in st or "Principal" not in st:
             raise errors.bad_parameter(f"policy Statement {i} needs Principal and Action")
+
+
+def put(ctx: RequestContext, rec: Record, policy: str) -> None:
+    """Store a resource policy on a resource the caller owns (Put*Policy)."""
+    from engine.resources.common import owned
+
+    owned(ctx, rec)
+    check_policy(policy)
+    ctx.tx.update(rec.with_body({**rec.body, "_policy": policy}))
+
+
+def get(rec: Record) -> str:
+    """A resource's policy (Get*Policy); not found when none was put."""
+    policy = rec.body.get("_policy")
+    if policy is None:
+        raise errors.not_found(f"{rec.arn} has no resource policy")
+    return str(policy)

@@ -6,13 +6,11 @@ from __future__ import annotations
 from typing import Any
 
 from engine import documents
-from engine.api import errors
 from engine.api.context import RequestContext
 from engine.api.errors import ApiError
 from engine.api.registry import operation
-from engine.resources import arns, filters, paging, versions
-from engine.resources.common import owner_accounts, public, resolve
-from engine.resources.policies import check_policy
+from engine.resources import arns, filters, paging, policies, versions
+from engine.resources.common import owned, owner_accounts, public, refuse_if_used, resolve
 from engine.store import Record
 
 KIND = "component"
@@ -179,12 +177,8 @@ def list_component_build_versions(ctx: RequestContext, params: dict[str, Any]) -
 @operation("DeleteComponent")
 def delete_component(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     arn_text = params["componentBuildVersionArn"]
-    rec = resolve(ctx, KIND, arn_text, allow_wildcard=False)
-    if rec.account != ctx.account:
-        raise ApiError("ForbiddenException", f"{rec.arn} is not owned by this account")
-    users = components_users(ctx, rec)
-    if users:
-        raise ApiError("ResourceDependencyException", f"{rec.arn} is used by {', '.join(users[:5])}")
+    rec = owned(ctx, resolve(ctx, KIND, arn_text, allow_wildcard=False))
+    refuse_if_used(rec.arn, components_users(ctx, rec), by="recipe(s)")
     ctx.tx.delete(rec.arn)
     return {"componentBuildVersionArn": rec.arn}
 
@@ -208,17 +202,10 @@ def components_users(ctx: RequestContext, rec: Record) -> list[str]:
 @operation("PutComponentPolicy")
 def put_component_policy(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     rec = resolve(ctx, KIND, params["componentArn"], allow_wildcard=False)
-    if rec.account != ctx.account:
-        raise ApiError("ForbiddenException", f"{rec.arn} is not owned by this account")
-    check_policy(params["policy"])
-    ctx.tx.update(rec.with_body({**rec.body, "_policy": params["policy"]}))
+    policies.put(ctx, rec, params["policy"])
     return {"componentArn": rec.arn}
 
 
 @operation("GetComponentPolicy")
 def get_component_policy(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    rec = resolve(ctx, KIND, params["componentArn"], allow_wildcard=False)
-    policy = rec.body.get("_policy")
-    if policy is None:
-        raise errors.not_found(f"{rec.arn} has no resource policy")
-    return {"policy": policy}
+    return {"policy": policies.get(resolve(ctx, KIND, params["componentArn"], allow_wildcard=False))}

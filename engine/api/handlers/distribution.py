@@ -16,7 +16,7 @@ from engine.api.context import RequestContext
 from engine.api.errors import ApiError
 from engine.api.registry import operation
 from engine.resources import arns, filters, paging
-from engine.resources.common import get_plain, public
+from engine.resources.common import get_plain, owned, public, refuse_if_used
 from engine.resources.recipes import check_repository_name, pipelines_using
 from engine.store import Record
 from engine.store.db import now_iso
@@ -137,10 +137,7 @@ def get_distribution_configuration(ctx: RequestContext, params: dict[str, Any]) 
 
 
 def _own(ctx: RequestContext, arn_text: str) -> Record:
-    rec = get_plain(ctx, KIND, arn_text)
-    if rec.account != ctx.account:
-        raise ApiError("ForbiddenException", f"{rec.arn} is not owned by this account")
-    return rec
+    return owned(ctx, get_plain(ctx, KIND, arn_text))
 
 
 @operation("UpdateDistributionConfiguration")
@@ -188,10 +185,6 @@ def list_distribution_configurations(ctx: RequestContext, params: dict[str, Any]
 def delete_distribution_configuration(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     rec = _own(ctx, params["distributionConfigurationArn"])
     users = pipelines_using(ctx, "distributionConfigurationArn", rec.arn)
-    if users:
-        raise ApiError(
-            "ResourceDependencyException",
-            f"{rec.arn} is used by image pipeline(s) {', '.join(users[:5])}; change or delete them first",
-        )
+    refuse_if_used(rec.arn, users)
     ctx.tx.delete(rec.arn)
     return {"distributionConfigurationArn": rec.arn}

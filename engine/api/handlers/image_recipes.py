@@ -12,9 +12,8 @@ from engine.api import errors
 from engine.api.context import RequestContext
 from engine.api.errors import ApiError
 from engine.api.registry import operation
-from engine.resources import arns, filters, paging, recipes
-from engine.resources.common import owner_accounts, public, resolve
-from engine.resources.policies import check_policy
+from engine.resources import arns, filters, paging, policies, recipes
+from engine.resources.common import owned, owner_accounts, public, refuse_if_used, resolve
 from engine.store import Record
 from engine.store.db import now_iso
 
@@ -117,21 +116,14 @@ def list_image_recipes(ctx: RequestContext, params: dict[str, Any]) -> dict[str,
 
 
 def _own(ctx: RequestContext, arn_text: str) -> Record:
-    rec = resolve(ctx, KIND, arn_text, allow_wildcard=False)
-    if rec.account != ctx.account:
-        raise ApiError("ForbiddenException", f"{rec.arn} is not owned by this account")
-    return rec
+    return owned(ctx, resolve(ctx, KIND, arn_text, allow_wildcard=False))
 
 
 @operation("DeleteImageRecipe")
 def delete_image_recipe(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     rec = _own(ctx, params["imageRecipeArn"])
     users = recipes.pipelines_using(ctx, "imageRecipeArn", rec.arn, versioned=True)
-    if users:
-        raise ApiError(
-            "ResourceDependencyException",
-            f"{rec.arn} is used by image pipeline(s) {', '.join(users[:5])}; change or delete them first",
-        )
+    refuse_if_used(rec.arn, users)
     ctx.tx.delete(rec.arn)
     return {"imageRecipeArn": rec.arn}
 
@@ -139,15 +131,10 @@ def delete_image_recipe(ctx: RequestContext, params: dict[str, Any]) -> dict[str
 @operation("PutImageRecipePolicy")
 def put_image_recipe_policy(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     rec = _own(ctx, params["imageRecipeArn"])
-    check_policy(params["policy"])
-    ctx.tx.update(rec.with_body({**rec.body, "_policy": params["policy"]}))
+    policies.put(ctx, rec, params["policy"])
     return {"imageRecipeArn": rec.arn}
 
 
 @operation("GetImageRecipePolicy")
 def get_image_recipe_policy(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    rec = resolve(ctx, KIND, params["imageRecipeArn"], allow_wildcard=False)
-    policy = rec.body.get("_policy")
-    if policy is None:
-        raise errors.not_found(f"{rec.arn} has no resource policy")
-    return {"policy": policy}
+    return {"policy": policies.get(resolve(ctx, KIND, params["imageRecipeArn"], allow_wildcard=False))}
