@@ -59,7 +59,8 @@ class Dispatcher:
         operation: str | None = None
         started = time.perf_counter()
         try:
-            segments = [unquote(s) for s in raw_path.split("?")[0].split("/") if s]
+            # Keep an empty last segment: "/tags/" is TagResource with an empty (invalid) ARN.
+            segments = [unquote(s) for s in raw_path.split("?")[0].split("/")[1:]]
             matched = model.match(method, segments)
             if matched is None:
                 return self._error(
