@@ -118,8 +118,9 @@ def test_container_image_is_built_tested_and_pushed(stack: Stack) -> None:
     image = wait_for(ib, arn, TERMINAL)
     assert image["state"]["status"] == "AVAILABLE", image["state"]
     uris = image["outputResources"]["containers"][0]["imageUris"]
-    assert any(u.endswith(":1.0.0-1") for u in uris) and any(u.endswith(":stable") for u in uris)
-    assert set(registry_tags(f"factory/{name}")) >= {"1.0.0-1", "stable"}
+    # Both fixed tags Image Builder documents, then the distribution's containerTags.
+    assert [u.rsplit(":", 1)[1] for u in uris] == ["1.0.0-1", f"{name}-1.0.0-1", "stable"]
+    assert set(registry_tags(f"factory/{name}")) >= {"1.0.0-1", f"{name}-1.0.0-1", "stable"}
     # The pushed image really has the component's work and the template's own instructions.
     client = docker.from_env()
     container = client.containers.run(uris[0], detach=True)

@@ -328,12 +328,22 @@ def test_build_test_push_terminate(harness: Harness) -> None:
     uri = f"{REGISTRY}/{harness.repository}"
     assert pushed.outputs == {"status": "Success", "succeededRegions": [REGION], "failedRegions": []}
     assert pushed.output_resources == {
-        "containers": [{"region": REGION, "imageUris": [f"{uri}:1.0.0-1", f"{uri}:latest", f"{uri}:stable"]}]
+        "containers": [
+            {
+                "region": REGION,
+                "imageUris": [
+                    f"{uri}:1.0.0-1",
+                    f"{uri}:docker-executor-test-1.0.0-1",
+                    f"{uri}:latest",
+                    f"{uri}:stable",
+                ],
+            }
+        ]
     }
-    assert registry_tags(harness.repository) == ["1.0.0-1", "latest", "stable"]
+    assert registry_tags(harness.repository) == ["1.0.0-1", "docker-executor-test-1.0.0-1", "latest", "stable"]
 
     harness.step(ctx, "DISTRIBUTION", "TerminateInstance", {"instanceId": build_instance})
-    assert harness.executor.live_instances() == []
+    assert build_instance not in harness.executor.live_instances()  # other builds may share the host
     # Once pushed, the registry holds the image and the build host keeps nothing of the build.
     containers, images = harness.leftovers()
     assert containers == [] and images == []
@@ -397,7 +407,7 @@ def test_failing_component_names_its_step(harness: Harness) -> None:
     # The failed step removed its container and images; the workspace stays for TerminateInstance.
     assert harness.leftovers() == ([], [])
     harness.step(ctx, "BUILD", "TerminateInstance", {"instanceId": instance})
-    assert harness.executor.live_instances() == []
+    assert instance not in harness.executor.live_instances()  # other builds may share the host
 
 
 def test_failing_dockerfile_is_a_step_failure(harness: Harness) -> None:

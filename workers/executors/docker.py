@@ -358,7 +358,7 @@ class DockerExecutor(Executor, kind="docker"):
             raise StepFailed("no target repository: the recipe and the distribution configuration name none")
         registry = self.settings.registry or ctx.registry or "127.0.0.1:5000"
         remote = f"{registry}/{repository}"
-        tags = list(dict.fromkeys([f"{ctx.version}-{ctx.build_number}", *extra_tags]))
+        tags = _tags(ctx.image_name, ctx.version, ctx.build_number, extra_tags)
         uris: list[str] = []
         log = runtime.log_dir / "push.log"
         runtime.log_dir.mkdir(parents=True, exist_ok=True)
@@ -516,6 +516,13 @@ def _target(recipe: dict[str, Any], distribution: dict[str, Any] | None, region:
         repository = str((config.get("targetRepository") or {}).get("repositoryName") or repository)
         tags = [str(t) for t in config.get("containerTags") or []]
     return repository, tags
+
+
+def _tags(name: str, version: str, build: int, extra: Sequence[str]) -> list[str]:
+    """Image Builder's two fixed tags, `<version>-<build>` and `<name>-<version>-<build>`, then
+    the distribution's containerTags (each once)."""
+    fixed = f"{version}-{build}"
+    return list(dict.fromkeys([fixed, f"{_slug(name)}-{fixed}", *extra]))
 
 
 @contextlib.contextmanager
