@@ -1,0 +1,192 @@
+"""Run a guest with plain QEMU: qcow2 overlays, a user-mode NIC with SSH forwarded to loopback,
+waiting for sshd, and an ephemeral guest whose every trace (overlay, seed, key, process) goes
+away on exit. The libvirt executor reuses the overlay, port and banner helpers.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import shutil
+import signal
+import socket
+import subprocess
+import tempfile
+import time
+import uuid
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from pathlib import Path
+
+from workers.vm_accel import Accel, detect
+from workers.vm_images import Manifest
+from workers.vm_seed import cloud_config, write_ed25519_key, write_nocloud_seed
+
+QEMU = "qemu-system-x86_64"
+
+
+def create_overlay(parent: Path, overlay: Path) -> None:
+    """A qcow2 overlay on `parent`: the guest writes only to the overlay; the parent never changes."""
+    subprocess.run(
+        ["qemu-img", "create", "-q", "-f", "qcow2", "-b", str(parent.absolute()), "-F", "qcow2", str(overlay)],
+        check=True,
+    )
+
+
+def free_loopback_port() -> int:
+    # The port is free now; QEMU binds it moments later (a tiny race accepted, as in the docker tests).
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return int(sock.getsockname()[1])
+
+
+def wait_for_ssh_banner(host: str, port: int, timeout: float, alive: Callable[[], bool] | None = None) -> None:
+    """Wait until sshd answers with its banner: QEMU's hostfwd accepts TCP long before the guest
+    listens, so a connect alone proves nothing. Gives up early when `alive` says the VM is gone."""
+    deadline = time.monotonic() + timeout
+    while True:
+        if alive is not None and not alive():
+            raise RuntimeError(f"the guest exited before sshd answered on {host}:{port}")
+        try:
+            with socket.create_connection((host, port), timeout=2) as sock:
+                sock.settimeout(5)
+                if sock.recv(256).startswith(b"SSH-"):
+                    return
+        except OSError:
+            pass
+        if time.monotonic() > deadline:
+            raise TimeoutError(f"no SSH banner on {host}:{port} within {timeout:.0f} s")
+        time.sleep(0.5)
+
+
+def qemu_argv(
+    disk: Path,
+    *,
+    accel: Accel,
+    ssh_port: int,
+    console_log: Path,
+    seed: Path | None = None,
+    manifest: Manifest | None = None,
+    cpus: int = 2,
+    memory_mb: int = 2048,
+    name: str = "imagebuilder",
+) -> list[str]:
+    argv = [
+        QEMU,
+        "-name",
+        name,
+        "-machine",
+        "q35",
+        *accel.qemu_args,
+        "-smp",
+        str(cpus),
+        "-m",
+        str(memory_mb),
+        "-nodefaults",
+        "-display",
+        "none",
+        "-serial",
+        f"file:{console_log}",
+        "-drive",
+        f"file={disk},if=virtio,format=qcow2,discard=unmap",
+        "-netdev",
+        f"user,id=net0,hostfwd=tcp:127.0.0.1:{ssh_port}-:22",
+        # romfile= skips the iPXE option ROM: the guest boots from disk, never from the network.
+        "-device",
+        "virtio-net-pci,netdev=net0,romfile=",
+    ]
+    if seed is not None:
+        argv += ["-drive", f"file={seed},if=virtio,format=raw,readonly=on"]
+    if manifest is not None and manifest.boot_mode == "direct-kernel":
+        assert manifest.kernel and manifest.initrd
+        argv += ["-kernel", manifest.kernel, "-initrd", manifest.initrd, "-append", manifest.kernel_append]
+    return argv
+
+
+@dataclass
+class Guest:
+    """A running ephemeral guest: SSH as `user` with `key_path` to 127.0.0.1:`ssh_port`."""
+
+    process: subprocess.Popen[bytes]
+    workdir: Path
+    overlay: Path
+    seed: Path
+    key_path: Path
+    console_log: Path
+    ssh_port: int
+    user: str = "root"
+
+    def alive(self) -> bool:
+        return self.process.poll() is None
+
+    def wait_exit(self, timeout: float) -> int:
+        """Wait for QEMU to exit by itself (after a guest poweroff); returns its exit status."""
+        return self.process.wait(timeout)
+
+    def console_tail(self, lines: int = 40) -> str:
+        try:
+            return "\n".join(self.console_log.read_text(errors="replace").splitlines()[-lines:])
+        except OSError:
+            return ""
+
+
+@contextlib.contextmanager
+def ephemeral_guest(
+    parent: Path,
+    *,
+    manifest: Manifest | None = None,
+    accel: Accel | None = None,
+    workdir_root: Path = Path("/var/tmp"),
+    cpus: int = 2,
+    memory_mb: int = 2048,
+    boot_timeout: float = 300,
+) -> Iterator[Guest]:
+    """Boot `parent` (never modified) on an overlay with a fresh key in a NoCloud seed, wait for
+    sshd, yield the Guest. On exit QEMU is stopped if still running and the work directory
+    (overlay, seed, key, console log) is removed, whatever happened."""
+    accel = accel or detect()
+    workdir = Path(tempfile.mkdtemp(prefix="imagebuilder-guest.", dir=workdir_root))
+    process: subprocess.Popen[bytes] | None = None
+    try:
+        overlay, seed, key_path, console = (
+            workdir / "disk.qcow2",
+            workdir / "seed.iso",
+            workdir / "id_ed25519",
+            workdir / "console.log",
+        )
+        create_overlay(parent, overlay)
+        public_key = write_ed25519_key(key_path)
+        instance = f"i-{uuid.uuid4().hex[:17]}"
+        write_nocloud_seed(seed, instance_id=instance, hostname=instance, user_data=cloud_config([public_key]))
+        port = free_loopback_port()
+        argv = qemu_argv(
+            overlay,
+            accel=accel,
+            ssh_port=port,
+            console_log=console,
+            seed=seed,
+            manifest=manifest,
+            cpus=cpus,
+            memory_mb=memory_mb,
+            name=instance,
+        )
+        with open(workdir / "qemu.log", "wb") as qemu_log:
+            # Own session: a Ctrl-C meant for the caller must not kill the guest mid-cleanup.
+            process = subprocess.Popen(
+                argv, stdin=subprocess.DEVNULL, stdout=qemu_log, stderr=subprocess.STDOUT, start_new_session=True
+            )
+        guest = Guest(process, workdir, overlay, seed, key_path, console, port)
+        try:
+            wait_for_ssh_banner("127.0.0.1", port, boot_timeout, guest.alive)
+        except (TimeoutError, RuntimeError) as exc:
+            qemu_out = (workdir / "qemu.log").read_text(errors="replace")[-2000:]
+            raise RuntimeError(f"{exc}\n--- qemu ---\n{qemu_out}\n--- console ---\n{guest.console_tail()}") from exc
+        yield guest
+    finally:
+        if process is not None and process.poll() is None:
+            process.send_signal(signal.SIGTERM)  # QEMU exits at once on SIGTERM (like pulling the plug)
+            try:
+                process.wait(10)
+            except subprocess.TimeoutExpired:
+                process.kill()
+                process.wait()
+        shutil.rmtree(workdir, ignore_errors=True)

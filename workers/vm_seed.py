@@ -1,0 +1,66 @@
+"""NoCloud seed images and ephemeral SSH keys for guests (shared by the QEMU and libvirt executors).
+
+The seed is a small ISO 9660 volume labelled `cidata` holding `meta-data` and `user-data` (and
+optionally `network-config`); cloud-init's NoCloud datasource finds it by label on any block
+device. pycdlib writes it in pure Python, so no genisoimage/xorriso is needed on the host.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import os
+from pathlib import Path
+
+import pycdlib
+from cryptography.hazmat.primitives import serialization
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+
+def write_ed25519_key(path: Path, comment: str = "imagebuilder-ephemeral") -> str:
+    """Write a new unencrypted OpenSSH ed25519 private key to `path` (mode 0600, created so) and
+    return the public key line for authorized_keys."""
+    key = Ed25519PrivateKey.generate()
+    private = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
+    )
+    fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    with os.fdopen(fd, "wb") as f:
+        f.write(private)
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return f"{public.decode()} {comment}"
+
+
+def cloud_config(authorized_keys: list[str], extra: dict[str, object] | None = None) -> str:
+    """A #cloud-config user-data document (JSON is YAML, and needs no YAML writer here)."""
+    config: dict[str, object] = {"ssh_authorized_keys": authorized_keys, **(extra or {})}
+    return "#cloud-config\n" + json.dumps(config, indent=2) + "\n"
+
+
+def write_nocloud_seed(
+    path: Path,
+    *,
+    instance_id: str,
+    hostname: str,
+    user_data: str,
+    network_config: str | None = None,
+) -> None:
+    """Write the `cidata` seed ISO to `path`."""
+    files = {
+        "meta-data": f"instance-id: {instance_id}\nlocal-hostname: {hostname}\n",
+        "user-data": user_data,
+    }
+    if network_config is not None:
+        files["network-config"] = network_config
+    iso = pycdlib.PyCdlib()
+    # Rock Ridge and Joliet carry the real (lower-case, dashed) names; the ISO 9660 8.3 names
+    # are only there because the base format needs them.
+    iso.new(interchange_level=3, vol_ident="cidata", joliet=3, rock_ridge="1.09")
+    try:
+        for name, text in files.items():
+            data = text.encode()
+            iso_name = "/" + name.replace("-", "").upper()[:8] + ".;1"
+            iso.add_fp(io.BytesIO(data), len(data), iso_name, rr_name=name, joliet_path="/" + name)
+        iso.write(str(path))
+    finally:
+        iso.close()
