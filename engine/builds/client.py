@@ -15,6 +15,7 @@ from typing import Any, TypeVar
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
+from temporalio.exceptions import WorkflowAlreadyStartedError
 from temporalio.service import RPCError
 
 from engine.api.errors import ApiError
@@ -23,6 +24,8 @@ from workers.contracts import CONTROL_QUEUE
 
 T = TypeVar("T")
 CALL_TIMEOUT = 15.0
+#: How many times (0.25 s apart) a rerun waits for the previous run of its workflow id to close.
+RERUN_WAITS = 40
 
 
 class TemporalGateway:
@@ -50,17 +53,32 @@ class TemporalGateway:
                 "ServiceUnavailableException", f"the build service (Temporal at {self.address}) is not reachable: {exc}"
             ) from None
 
-    def start_build(self, build: BuildInput) -> str:
+    def start_build(self, build: BuildInput, rerun: bool = False) -> str:
+        """Start the build's workflow. Its id is the image's, and a failed, cancelled, terminated
+        or timed-out run allows a new one with the same id (ALLOW_DUPLICATE_FAILED_ONLY): that is
+        how RetryImage reruns a build in place (rerun=True), while a completed build never reruns."""
+
         async def start(client: Client) -> str:
-            handle: WorkflowHandle[Any, Any] = await client.start_workflow(
-                WORKFLOW_NAME,
-                build,
-                id=workflow_id(build.context.image_arn),
-                task_queue=CONTROL_QUEUE,
-                id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
-                execution_timeout=timedelta(hours=int(build.system.get("timeoutHours", 48))),
-            )
-            return str(handle.result_run_id)
+            for attempt in range(RERUN_WAITS if rerun else 1):
+                try:
+                    handle: WorkflowHandle[Any, Any] = await client.start_workflow(
+                        WORKFLOW_NAME,
+                        build,
+                        id=workflow_id(build.context.image_arn),
+                        task_queue=CONTROL_QUEUE,
+                        id_reuse_policy=WorkflowIDReusePolicy.ALLOW_DUPLICATE_FAILED_ONLY,
+                        execution_timeout=timedelta(hours=int(build.system.get("timeoutHours", 48))),
+                    )
+                    return str(handle.result_run_id)
+                except WorkflowAlreadyStartedError:
+                    if attempt + 1 >= RERUN_WAITS or not rerun:
+                        raise ApiError(
+                            "ResourceInUseException", f"the build of {build.context.image_arn} is still running"
+                        ) from None
+                    # The image's final state is written just before its run closes: a retry
+                    # that arrives in between waits that moment out.
+                    await asyncio.sleep(0.25)
+            raise AssertionError("unreachable")
 
         return self._call(start)
 

@@ -10,6 +10,9 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
+from temporalio.api.common.v1 import Payload
+from temporalio.converter import DataConverter
+
 from engine.api import errors
 from engine.api.errors import ApiError
 from engine.builds.model import BuildInput, WorkflowRun
@@ -214,8 +217,6 @@ def prepare_build(
             body=body,
         )
     )
-    body["dateCreated"] = record.created
-    caller.tx.update(record.with_body(body))
     build = BuildInput(
         context=context,
         workflows=tuple(runs),
@@ -223,4 +224,21 @@ def prepare_build(
         account=caller.account,
         tests_enabled=bool(tests.get("imageTestsEnabled", True)),
     )
+    body["dateCreated"] = record.created
+    body["_buildInput"] = store_build_input(caller.blobs, build)
+    record = record.with_body(body)
+    caller.tx.update(record)
     return record, build
+
+
+def store_build_input(blobs: BlobStore, build: BuildInput) -> str:
+    """The frozen input as Temporal's own JSON, so RetryImage reruns exactly this build even
+    after its recipe, components or configurations changed or were deleted."""
+    payload = DataConverter.default.payload_converter.to_payloads([build])[0]
+    return blobs.put_document(payload.data.decode(), suffix=".json")
+
+
+def load_build_input(blobs: BlobStore, ref: str) -> BuildInput:
+    payload = Payload(metadata={"encoding": b"json/plain"}, data=blobs.read_text(ref).encode())
+    build: BuildInput = DataConverter.default.payload_converter.from_payloads([payload], [BuildInput])[0]
+    return build

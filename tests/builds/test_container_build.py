@@ -182,6 +182,36 @@ def test_cancel_mid_build_cleans_up(stack: Stack) -> None:
     assert leftovers(arn) == []
 
 
+def test_retry_reruns_a_cancelled_build_in_place(stack: Stack) -> None:
+    ib = stack.client()
+    slow = COMPONENT.replace("grep -q factory /etc/motd", "sleep 15; grep -q factory /etc/motd")
+    name = f"retry-{uuid.uuid4().hex[:6]}"
+    arn = ib.create_image(**setup_build(ib, name, component=slow, tests=False))["imageBuildVersionArn"]
+    wait_for(ib, arn, {"BUILDING"})
+    time.sleep(5)  # inside the sleeping validate step
+    ib.cancel_image_creation(imageBuildVersionArn=arn)
+    assert wait_for(ib, arn, TERMINAL, timeout=120)["state"]["status"] == "CANCELLED"
+    before = {
+        e["workflowExecutionId"] for e in ib.list_workflow_executions(imageBuildVersionArn=arn)["workflowExecutions"]
+    }
+    assert before
+
+    assert ib.retry_image(imageBuildVersionArn=arn)["imageBuildVersionArn"] == arn
+    image = wait_for(ib, arn, TERMINAL)
+    assert image["state"]["status"] == "AVAILABLE", image["state"]
+    assert f"{name}-1.0.0-1" in registry_tags(f"factory/{name}")
+    executions = ib.list_workflow_executions(imageBuildVersionArn=arn)["workflowExecutions"]
+    old = [e for e in executions if e["workflowExecutionId"] in before]
+    new = [e for e in executions if e["workflowExecutionId"] not in before]
+    assert len(old) == len(before) and all(e["retried"] for e in old)
+    assert [e["type"] for e in new] == ["BUILD", "DISTRIBUTION"]
+    assert all(e["status"] == "COMPLETED" and not e.get("retried") for e in new)
+    # Only a failed or cancelled image retries.
+    with pytest.raises(ib.exceptions.ResourceInUseException):
+        ib.retry_image(imageBuildVersionArn=arn)
+    assert leftovers(arn) == []
+
+
 @pytest.mark.parametrize("tests_enabled", [False])
 def test_build_started_from_the_temporal_cli(stack: Stack, tests_enabled: bool) -> None:
     import subprocess

@@ -11,7 +11,7 @@ when a pipeline built it; its body is shaped like the API's Image plus internal 
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from engine.api import errors
 from engine.api.context import RequestContext
@@ -23,6 +23,9 @@ from engine.resources import arns, filters, paging, versions
 from engine.resources.common import get_plain, owner_accounts, public, resolve, visible_accounts
 from engine.resources.policies import check_policy
 from engine.store import Record
+
+if TYPE_CHECKING:
+    from engine.builds.model import BuildInput
 
 KIND = "image"
 #: States of an image whose build is still running.
@@ -273,22 +276,28 @@ def start_build(ctx: RequestContext, params: dict[str, Any], build_type: str = "
     services = ctx.services
     caller = Caller(ctx.account, ctx.region, ctx.tx, services.blobs, ctx.config.registry)
     record, build = prepare_build(caller, params, build_type)
-    if ctx.dry_run:
-        return record.arn
+    if not ctx.dry_run:
+        _start_after_commit(ctx, build)
+    return record.arn
+
+
+def _start_after_commit(ctx: RequestContext, build: BuildInput, rerun: bool = False) -> None:
+    """Start the workflow once the record is committed; if Temporal cannot take it, the record
+    is marked FAILED with the reason instead of staying PENDING forever."""
+    services, arn = ctx.services, build.context.image_arn
 
     def start() -> None:
         try:
-            services.temporal.start_build(build)
+            services.temporal.start_build(build, rerun=rerun)
         except ApiError as exc:
             with services.store.transaction(write=True) as tx:
-                rec = tx.get(record.arn, KIND)
+                rec = tx.get(arn, KIND)
                 if rec is not None:
                     body = {**rec.body, "state": {"status": "FAILED", "reason": exc.message}}
                     tx.update(rec.with_body(body))
             raise
 
     ctx.after_commit.append(start)
-    return record.arn
 
 
 @operation("CreateImage")
@@ -312,14 +321,38 @@ def cancel_image_creation(ctx: RequestContext, params: dict[str, Any]) -> dict[s
 
 @operation("RetryImage")
 def retry_image(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Rerun a FAILED or CANCELLED build in place: same image ARN, same frozen input.
+
+    The input the build started with (``_buildInput``, in the blob store) runs again as a new
+    run of the same workflow id, so later edits or deletions of its recipe, components and
+    configurations change nothing. The earlier workflow executions stay, marked ``retried``.
+    The whole build reruns from its first stage, container images included: a failed or
+    cancelled build removes everything it made (containers, intermediate images), so there is
+    no partial result to resume from, and a rerun from scratch is what a user would get anyway.
+    """
     rec = _own_image(ctx, params["imageBuildVersionArn"])
     if status_of(rec) not in ("FAILED", "CANCELLED"):
         raise ApiError(
             "ResourceInUseException", f"{rec.arn} is {status_of(rec)}; only FAILED or CANCELLED images retry"
         )
-    if rec.body.get("type") == "DOCKER":
-        raise errors.invalid(f"{rec.arn} is a container image; only machine images can be retried")
-    raise not_yet("RetryImage")
+    ref = rec.body.get("_buildInput")
+    if not ref:
+        raise errors.invalid(f"{rec.arn} was built before builds kept their input; create a new image instead")
+    from engine.builds.prepare import load_build_input
+
+    try:
+        build = load_build_input(ctx.services.blobs, str(ref))
+    except (OSError, ValueError) as exc:
+        raise errors.invalid(f"the build input of {rec.arn} cannot be read: {exc}") from None
+    if ctx.dry_run:
+        return {"clientToken": params["clientToken"], "imageBuildVersionArn": rec.arn}
+    for execution in ctx.tx.find(WORKFLOW_EXECUTION, accounts=[ctx.account], parent=rec.arn):
+        if not execution.body.get("retried"):
+            ctx.tx.update(execution.with_body({**execution.body, "retried": True}))
+    body = {k: v for k, v in rec.body.items() if k not in ("outputResources", "buildExecutionEnded")}
+    ctx.tx.update(rec.with_body({**body, "state": {"status": "PENDING"}}))
+    _start_after_commit(ctx, build, rerun=True)
+    return {"clientToken": params["clientToken"], "imageBuildVersionArn": rec.arn}
 
 
 @operation("DistributeImage")
