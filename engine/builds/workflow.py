@@ -39,6 +39,7 @@ with workflow.unsafe.imports_passed_through():
         rollback_enabled,
     )
     from workers.contracts import (
+        CONTROL_QUEUE,
         Artifact,
         CleanupRequest,
         CleanupResult,
@@ -466,7 +467,11 @@ class ImageBuildWorkflow:
         async def write() -> None:
             if previous is not None:
                 await previous
-            await workflow.execute_local_activity("SaveExecution", record, start_to_close_timeout=RECORD_TIMEOUT)
+            # A regular activity, not a local one: a local activity would hold back the workflow
+            # task, and with it the dispatch of the step this record describes.
+            await workflow.execute_activity(
+                "SaveExecution", record, task_queue=CONTROL_QUEUE, start_to_close_timeout=RECORD_TIMEOUT
+            )
 
         task = asyncio.ensure_future(write())
         self.writes[ident] = task
