@@ -309,7 +309,6 @@ def test_distribution_dry_run(ib: Any) -> None:
 # --- dependencies --------------------------------------------------------------------------
 
 
-@pytest.mark.xfail(strict=False, reason="needs CreateImagePipeline, written by the pipelines engineer")
 def test_delete_refused_while_a_pipeline_uses_it(ib: Any) -> None:
     infra_arn = infra(ib, "pipeline-infra")
     dist_arn = dist(ib, "pipeline-dist")
