@@ -1,0 +1,505 @@
+"""The libvirt executor: machine images (image type AMI) built and tested in QEMU guests on this host.
+
+An instance is a libvirt domain ``ib-<instance id>`` booted from a qcow2 overlay on an immutable
+parent (the recipe's parent image in the build stage, the captured disk in the test stage), with
+an ephemeral ed25519 key handed to cloud-init through a NoCloud seed ISO and SSH forwarded to a
+loopback port (libvirt_domain.py). Components run over SSH through the component engine
+(SSHTarget). CreateImage generalizes the guest, powers it off and flattens the overlay chain into
+the blob store, which every libvirt worker shares: the captured disk goes to the libvirt pool
+queue, not this host's.
+
+Each instance's files and state.json live in a workspace folder (libvirt_workspace.py); the
+domain's name and metadata identify it too, so cleanup finds it after a worker crash.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+import contextlib
+import hashlib
+import json
+import os
+import re
+import subprocess
+import threading
+import time
+from email.mime.multipart import MIMEMultipart
+from email.mime.text import MIMEText
+from pathlib import Path
+from typing import Any
+
+from components.errors import ToeError
+from components.runner import run_document
+from components.runner_state import FAILED
+from components.targets.base import TargetError
+from components.targets.ssh import SSHTarget
+from workers.contracts import (
+    Artifact,
+    CleanupRequest,
+    CleanupResult,
+    StepRequest,
+    StepResult,
+    host_queue,
+    pool_queue,
+)
+from workers.errors import InfrastructureError, NotSupported, StepFailed
+from workers.executors.base import Executor, ExecutorSettings, StepRuntime
+from workers.executors.docker_build import run_cancellable
+from workers.executors.libvirt_domain import (
+    connection,
+    domain_name,
+    domain_xml,
+    instance_domains,
+    is_running,
+    lookup,
+    remove_domain,
+    size_for,
+    wait_shutoff,
+)
+from workers.executors.libvirt_workspace import (
+    InstanceState,
+    Workspaces,
+    give_to_qemu,
+    readable_by_others,
+)
+from workers.vm_accel import detect
+from workers.vm_qemu import create_overlay, free_loopback_port, wait_for_ssh_banner
+from workers.vm_seed import cloud_config, write_ed25519_key, write_nocloud_seed
+
+BUILD_PHASES = ("build", "validate")
+TEST_PHASES = ("test",)
+DEFAULT_TIMEOUT = 600
+KEY_COMMENT = "imagebuilder-ephemeral"
+#: What makes a captured disk a template rather than a copy of one machine: cloud-init runs again
+#: (new instance id, new keys), sshd gets new host keys, systemd a new machine-id, and the build's
+#: login key is gone. Each command tolerates what is already done, so running it twice is safe.
+GENERALIZE = f"""set -u
+if command -v cloud-init >/dev/null 2>&1; then cloud-init clean --logs || true; fi
+rm -f /etc/ssh/ssh_host_*
+if [ -f /etc/machine-id ]; then truncate -s 0 /etc/machine-id; fi
+rm -f /var/lib/dbus/machine-id
+for f in /root/.ssh/authorized_keys /home/*/.ssh/authorized_keys; do
+  if [ -f "$f" ]; then sed -i '/{KEY_COMMENT}/d' "$f"; fi
+done
+sync
+"""
+
+
+def _slug(name: str) -> str:
+    return re.sub(r"[^a-z0-9._-]+", "-", name.lower()).strip("-._") or "image"
+
+
+class LibvirtExecutor(Executor, kind="libvirt"):
+    def __init__(self, settings: ExecutorSettings, instances_root: Path | None = None) -> None:
+        super().__init__(settings)
+        self.workspaces = Workspaces(instances_root) if instances_root else Workspaces()
+        # One SSH connection per instance for the life of this worker: after SanitizeInstance
+        # removed the host keys and the login key, only an open connection still reaches the guest.
+        self._targets: dict[str, SSHTarget] = {}
+        self._lock = threading.Lock()
+
+    @property
+    def queue(self) -> str:
+        return host_queue("libvirt", self.settings.host_id)
+
+    # -- instances ----------------------------------------------------------------------------
+
+    def launch_instance(self, request: StepRequest, runtime: StepRuntime) -> StepResult:
+        ctx = request.context
+        if ctx.image_type != "AMI":
+            raise NotSupported(f"the libvirt executor builds machine images, not {ctx.image_type}")
+        purpose = "build" if request.workflow_type == "BUILD" else "test"
+        if purpose == "test":
+            if request.artifact is None:
+                raise StepFailed("there is no image to test: the build stage produced none")
+            parent = self._disk_path(request.artifact.image_ref)
+        else:
+            parent = self._disk_path(ctx.parent_image)
+        if not parent.is_file():
+            raise StepFailed(f"the {'image to test' if purpose == 'test' else 'parent image'} {parent} does not exist")
+        if not readable_by_others(parent):
+            raise StepFailed(f"{parent} is not readable by the QEMU user (the file and every folder above it)")
+        timeout = request.timeout_seconds or DEFAULT_TIMEOUT
+        size, instance_type = size_for(ctx.infrastructure)
+        accel = detect()
+        instance_id = f"i-{os.urandom(8).hex()}"
+        folder = self.workspaces.make_folder(instance_id)
+        runtime.log_dir.mkdir(parents=True, exist_ok=True)
+        state = InstanceState(
+            instance_id=instance_id,
+            purpose=purpose,
+            image_arn=ctx.image_arn,
+            domain=domain_name(instance_id),
+            parent=str(parent),
+            overlay=str(folder / "disk.qcow2"),
+            seed=str(folder / "seed.iso"),
+            key_path=str(folder / "id_ed25519"),
+            ssh_port=free_loopback_port(),
+            console_log=str((runtime.log_dir / "console.log").absolute()),
+        )
+        self.workspaces.save(state)
+        started = time.monotonic()
+        try:
+            create_overlay(parent, Path(state.overlay))
+            public_key = write_ed25519_key(Path(state.key_path), KEY_COMMENT)
+            write_nocloud_seed(
+                Path(state.seed),
+                instance_id=instance_id,
+                hostname=instance_id,
+                user_data=_user_data(public_key, ctx.recipe),
+            )
+            give_to_qemu(Path(state.overlay), Path(state.seed))
+            xml = domain_xml(
+                instance_id=instance_id,
+                image_arn=ctx.image_arn,
+                purpose=purpose,
+                accel=accel,
+                size=size,
+                overlay=Path(state.overlay),
+                seed=Path(state.seed),
+                console_log=Path(state.console_log),
+                ssh_port=state.ssh_port,
+            )
+            with connection() as conn:
+                conn.defineXML(xml).create()
+            self._wait_login(state, runtime, time.monotonic() + timeout)
+        except BaseException as exc:
+            # Nobody else knows this instance id yet: remove what was made before reporting.
+            tail = _tail(Path(state.console_log))
+            self._remove_instance(instance_id)
+            if isinstance(exc, TimeoutError | TargetError | RuntimeError):
+                raise InfrastructureError(f"instance {instance_id} did not answer SSH: {exc}\n{tail}") from exc
+            raise
+        boot_s = time.monotonic() - started
+        return StepResult(
+            outputs={"instanceId": instance_id},
+            instance_queue=self.queue,
+            message=(
+                f"{purpose} instance {instance_id} ({size.vcpus} vCPU, {size.memory_mib} MiB"
+                f"{', ' + instance_type if instance_type else ''}, {accel.kind}) answered SSH on "
+                f"127.0.0.1:{state.ssh_port} after {boot_s:.1f} s"
+            ),
+        )
+
+    def terminate_instance(self, request: StepRequest, runtime: StepRuntime) -> StepResult:
+        instance_id = str(request.inputs.get("instanceId") or "")
+        if not instance_id:
+            raise StepFailed("TerminateInstance needs an instanceId")
+        removed = self._remove_instance(instance_id)
+        return StepResult(
+            outputs={"instanceId": instance_id, "status": "Success"},
+            message=f"removed {', '.join(removed) or 'nothing (already gone)'} of {instance_id}",
+        )
+
+    # -- components ---------------------------------------------------------------------------
+
+    def execute_components(self, request: StepRequest, runtime: StepRuntime) -> StepResult:
+        state = self._state(request)
+        phases = TEST_PHASES if state.purpose == "test" else BUILD_PHASES
+        components = request.context.components
+        if not components:
+            return StepResult(outputs={"status": "Success"}, message="the recipe has no components")
+        target = self._target(state)
+        stage = "test" if state.purpose == "test" else "build"
+        for index, ref in enumerate(components):
+            runtime.check_cancelled()
+            document = self.settings.blobs.path(ref.document)
+            parameters = {name: ",".join(values) for name, values in ref.parameters.items()}
+            logs = runtime.log_dir / "components" / f"{index + 1:02d}-{_slug(ref.name)}"
+
+            def one(document: Path = document, parameters: dict[str, str] = parameters, logs: Path = logs) -> Any:
+                return run_document([document], target=target, log_directory=logs, parameters=parameters, phases=phases)
+
+            try:
+                # A cancellation closes the connection, which ends the running command's channel.
+                summary = run_cancellable(one, runtime, target.close, f"{stage}: {ref.name}")
+            except ToeError as exc:
+                raise StepFailed(f"component {ref.name}: {exc}") from None
+            except TargetError as exc:
+                raise InfrastructureError(f"component {ref.name}: the instance stopped answering: {exc}") from exc
+            runtime.check_cancelled()
+            if summary.status == FAILED:
+                failed = next((s for s in summary.steps if s.status == FAILED), None)
+                where = f"step {failed.step} (phase {failed.phase})" if failed else "a step"
+                reason = (failed.failure_message if failed else "") or summary.failure_message
+                raise StepFailed(f"component {ref.name} failed at {where}: {reason}")
+        return StepResult(
+            outputs={"status": "Success"},
+            message=f"ran the {'/'.join(phases)} phases of {len(components)} components on {state.instance_id}",
+        )
+
+    # -- capture ------------------------------------------------------------------------------
+
+    def sanitize_instance(self, request: StepRequest, runtime: StepRuntime) -> StepResult:
+        state = self._state(request)
+        self._guest(state, GENERALIZE, "generalize")
+        state.sanitized = True
+        self.workspaces.save(state)
+        return StepResult(
+            outputs={"status": "Success"},
+            message="cloud-init state, SSH host keys, machine-id and the build's login key removed",
+        )
+
+    def collect_image_metadata(self, request: StepRequest, runtime: StepRuntime) -> StepResult:
+        state = self._state(request)
+        listing = self._guest(
+            state,
+            "if command -v dpkg-query >/dev/null 2>&1; then dpkg-query -W -f '${Package}\\t${Version}\\n';"
+            " else rpm -qa --qf '%{NAME}\\t%{VERSION}-%{RELEASE}\\n'; fi",
+            "list packages",
+        )
+        os_release = self._guest(state, "cat /etc/os-release", "read /etc/os-release")
+        fields = dict(
+            (k, v.strip().strip('"')) for k, _, v in (line.partition("=") for line in os_release.splitlines()) if k
+        )
+        os_version = fields.get("PRETTY_NAME") or f"{fields.get('NAME', 'Linux')} {fields.get('VERSION_ID', '')}"
+        packages = [
+            {"packageName": name, "packageVersion": version}
+            for name, _, version in (line.partition("\t") for line in listing.splitlines())
+            if name
+        ]
+        ref = f"{self._image_folder(request)}/packages.json"
+        _write_atomic(self.settings.blobs.path(ref), json.dumps({"osVersion": os_version, "packages": packages}))
+        return StepResult(
+            outputs={"osVersion": os_version, "packagesRef": ref},
+            message=f"{len(packages)} packages on {os_version}",
+        )
+
+    def create_image(self, request: StepRequest, runtime: StepRuntime) -> StepResult:
+        state = self._state(request)
+        if state.purpose != "build":
+            raise StepFailed("CreateImage runs on the build instance")
+        ctx = request.context
+        timeout = request.timeout_seconds or DEFAULT_TIMEOUT
+        started = time.monotonic()
+        with connection() as conn:
+            running = is_running(conn, state.domain)
+        if running:
+            try:
+                # Detached, then the channel returns: a poweroff that kills its own session can be lost.
+                self._guest(state, GENERALIZE + "systemctl --no-block poweroff\n", "generalize and power off")
+            except InfrastructureError:
+                if not state.sanitized:
+                    raise
+                # Sanitized already (so no login any more) and this worker lost its connection:
+                # the ACPI power button does the same clean shutdown.
+                with connection() as conn:
+                    dom = lookup(conn, state.domain)
+                    if dom is not None:
+                        dom.shutdown()
+        self._drop_target(state.instance_id)
+        with connection() as conn:
+            deadline = time.monotonic() + timeout
+            while not wait_shutoff(conn, state.domain, 2):
+                runtime.heartbeat({"stage": "poweroff"})
+                runtime.check_cancelled()
+                if time.monotonic() > deadline:
+                    raise InfrastructureError(f"instance {state.instance_id} did not power off within {timeout} s")
+        off_s = time.monotonic() - started
+        folder = self._image_folder(request)
+        ref = f"{folder}/disk.qcow2"
+        disk = self.settings.blobs.path(ref)
+        disk.parent.mkdir(parents=True, exist_ok=True)
+        partial = disk.with_name(disk.name + ".part")
+        t0 = time.monotonic()
+        # Flattening makes the image stand alone: no backing file that another host may not have.
+        done = subprocess.run(
+            ["qemu-img", "convert", "-O", "qcow2", state.overlay, str(partial)], capture_output=True, text=True
+        )
+        if done.returncode != 0:
+            partial.unlink(missing_ok=True)
+            raise InfrastructureError(f"qemu-img convert failed: {done.stderr.strip()}")
+        partial.chmod(0o644)
+        os.replace(partial, disk)
+        convert_s = time.monotonic() - t0
+        info = json.loads(
+            subprocess.run(
+                ["qemu-img", "info", "--output=json", str(disk)], check=True, capture_output=True, text=True
+            ).stdout
+        )
+        manifest = {
+            "imageArn": ctx.image_arn,
+            "path": ref,
+            "format": "qcow2",
+            "sha256": _sha256(disk),
+            "virtualSize": int(info["virtual-size"]),
+            "parent": ctx.parent_image,
+            "componentArns": [c.arn for c in ctx.components],
+            "buildInstance": state.instance_id,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
+        }
+        _write_atomic(self.settings.blobs.path(f"{folder}/manifest.json"), json.dumps(manifest, indent=2) + "\n")
+        state.image_ref = ref
+        self.workspaces.save(state)
+        return StepResult(
+            outputs={"imageId": ref},
+            artifact=Artifact(
+                image_ref=ref,
+                queue=pool_queue("libvirt"),
+                details={"manifest": f"{folder}/manifest.json", "sha256": manifest["sha256"]},
+            ),
+            message=f"captured {ref} (power off {off_s:.1f} s, flatten {convert_s:.1f} s)",
+        )
+
+    # -- cleanup ------------------------------------------------------------------------------
+
+    def cleanup(self, request: CleanupRequest) -> CleanupResult:
+        arn = request.context.image_arn
+        removed: list[str] = []
+        for instance_id in request.instance_ids:
+            removed += self._remove_instance(instance_id)
+        # Whatever this build left that the workflow never heard of (a launch whose result was lost).
+        with connection() as conn:
+            strays = [i for i, a in instance_domains(conn).items() if a == arn]
+        for instance_id in self.workspaces.ids():
+            state = self.workspaces.load(instance_id)
+            if state is not None and state.image_arn == arn:
+                strays.append(instance_id)
+        for instance_id in dict.fromkeys(strays):
+            removed += self._remove_instance(instance_id)
+        if request.remove_artifacts and request.artifact is not None:
+            ref = request.artifact.image_ref
+            if ref.startswith("images/") and ref.endswith("/disk.qcow2"):
+                folder = self.settings.blobs.path(ref).parent
+                for name in ("disk.qcow2", "manifest.json", "packages.json"):
+                    if (folder / name).exists():
+                        (folder / name).unlink()
+                        removed.append(str(folder / name))
+        return CleanupResult(removed=tuple(removed))
+
+    def live_instances(self) -> list[str]:
+        found = set(self.workspaces.ids())
+        with connection() as conn:
+            found.update(instance_domains(conn))
+        return sorted(found)
+
+    def _remove_instance(self, instance_id: str) -> list[str]:
+        """The domain (destroyed, undefined), then the workspace. Idempotent."""
+        try:
+            self.workspaces.folder(instance_id)
+        except ValueError:
+            return []
+        self._drop_target(instance_id)
+        removed: list[str] = []
+        with connection() as conn:
+            if remove_domain(conn, domain_name(instance_id)):
+                removed.append(domain_name(instance_id))
+        if self.workspaces.remove(instance_id):
+            removed.append(str(self.workspaces.folder(instance_id)))
+        return removed
+
+    # -- helpers ------------------------------------------------------------------------------
+
+    def _disk_path(self, ref: str) -> Path:
+        """An absolute path, or a blob-store reference ("disks/...", "images/...")."""
+        if not ref:
+            raise StepFailed("no parent image was given")
+        if os.path.isabs(ref):
+            return Path(ref)
+        try:
+            return self.settings.blobs.path(ref)
+        except ValueError as exc:
+            raise StepFailed(str(exc)) from None
+
+    def _image_folder(self, request: StepRequest) -> str:
+        ctx = request.context
+        return f"images/{_slug(ctx.image_name)}/{ctx.version}/{ctx.build_number}"
+
+    def _state(self, request: StepRequest) -> InstanceState:
+        instance_id = str(request.inputs.get("instanceId") or "")
+        state = self.workspaces.load(instance_id) if instance_id else None
+        if state is None:
+            raise StepFailed(
+                f"instance {instance_id or '(none given)'} does not exist on libvirt host {self.settings.host_id}"
+            )
+        return state
+
+    def _target(self, state: InstanceState) -> SSHTarget:
+        with self._lock:
+            target = self._targets.get(state.instance_id)
+            if target is None:
+                target = SSHTarget("127.0.0.1", state.ssh_port, "root", key_filename=state.key_path)
+                self._targets[state.instance_id] = target
+            return target
+
+    def _drop_target(self, instance_id: str) -> None:
+        with self._lock:
+            target = self._targets.pop(instance_id, None)
+        if target is not None:
+            target.close()
+
+    def _wait_login(self, state: InstanceState, runtime: StepRuntime, deadline: float) -> None:
+        """The banner first (hostfwd accepts TCP long before sshd listens), then a real login:
+        the banner can come a moment before cloud-init has installed the key."""
+
+        def alive() -> bool:
+            runtime.heartbeat({"stage": "boot"})
+            runtime.check_cancelled()
+            with connection() as conn:
+                return is_running(conn, state.domain)
+
+        wait_for_ssh_banner("127.0.0.1", state.ssh_port, max(1.0, deadline - time.monotonic()), alive)
+        target = self._target(state)
+        while True:
+            try:
+                if target.exec(["true"], timeout=30).exit_code == 0:
+                    return
+            except TargetError:
+                target.close()
+                if time.monotonic() > deadline:
+                    raise
+            if not alive():
+                raise RuntimeError(f"instance {state.instance_id} stopped before accepting a login")
+            time.sleep(1)
+
+    def _guest(self, state: InstanceState, script: str, what: str) -> str:
+        """Run a shell script as root on the instance; its stdout, or InfrastructureError/StepFailed."""
+        try:
+            result = self._target(state).exec(["sh", "-c", script], timeout=300)
+        except TargetError as exc:
+            self._drop_target(state.instance_id)
+            raise InfrastructureError(f"{what} on {state.instance_id}: {exc}") from exc
+        if result.exit_code != 0:
+            detail = result.stderr.decode(errors="replace")[-500:]
+            raise StepFailed(f"{what} on {state.instance_id} exited {result.exit_code}: {detail}")
+        return result.stdout.decode(errors="replace")
+
+
+def _user_data(public_key: str, recipe: dict[str, Any]) -> str:
+    """Our cloud-config (the login key), plus the recipe's userDataOverride as a second part when
+    it has one: cloud-init runs both (a multipart MIME archive is its way of taking several)."""
+    ours = cloud_config([public_key])
+    override = str(((recipe.get("additionalInstanceConfiguration") or {}).get("userDataOverride")) or "")
+    if not override.strip():
+        return ours
+    # Image Builder takes the override base64-encoded; plain text is accepted too.
+    with contextlib.suppress(binascii.Error, UnicodeDecodeError):
+        override = base64.b64decode(override, validate=True).decode()
+    subtype = "cloud-config" if override.startswith("#cloud-config") else "x-shellscript"
+    archive = MIMEMultipart()
+    archive.attach(MIMEText(ours, "cloud-config"))
+    archive.attach(MIMEText(override, subtype))
+    return archive.as_string()
+
+
+def _tail(path: Path, lines: int = 30) -> str:
+    with contextlib.suppress(OSError):
+        return "--- console ---\n" + "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    return ""
+
+
+def _sha256(path: Path) -> str:
+    digest = hashlib.sha256()
+    with open(path, "rb") as f:
+        while chunk := f.read(1 << 20):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".part")
+    tmp.write_text(text)
+    tmp.chmod(0o644)
+    os.replace(tmp, path)
