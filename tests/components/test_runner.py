@@ -8,7 +8,6 @@ from pathlib import Path
 
 import pytest
 
-from components.actions.base import registry
 from components.cli import main
 from components.errors import RunError
 from components.runner import run_document
@@ -307,7 +306,6 @@ def test_resume_after_engine_restart(tmp_path: Path) -> None:
     assert target.reboots == 1
 
 
-@pytest.mark.skipif("ExecuteDocument" not in registry(), reason="ExecuteDocument action module not written yet")
 def test_execute_document_runs_a_nested_document(tmp_path: Path) -> None:
     write(
         tmp_path,
