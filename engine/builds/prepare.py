@@ -17,6 +17,7 @@ from engine.api import errors
 from engine.api.errors import ApiError
 from engine.builds.model import BuildInput, WorkflowRun
 from engine.resources import arns
+from engine.resources.common import lookup, lookup_plain
 from engine.store import Record, Tx
 from engine.workflow_docs import WorkflowDocumentError, parse_workflow
 from engine.workflow_docs.managed import DEFAULTS, managed_workflow
@@ -36,34 +37,18 @@ class Caller:
     blobs: BlobStore
     registry: str
 
+    @property
+    def accounts(self) -> list[str]:
+        """Whose resources a build may use: the caller's and the managed ones."""
+        return [self.account, arns.MANAGED_ACCOUNT]
+
 
 def _resolve(caller: Caller, kind: str, arn_text: str) -> Record:
-    from engine.resources import versions
-    from engine.resources.common import _usable  # the one wildcard rule, shared with the API
-
-    arn = arns.parse(arn_text, kind)
-    if arn.account not in (caller.account, arns.MANAGED_ACCOUNT) or arn.region != caller.region:
-        raise errors.invalid(f"{kind} {arn_text} does not exist")
-    if arn.build is not None:
-        rec = caller.tx.get(str(arn), kind)
-        if rec is None:
-            raise errors.invalid(f"{kind} {arn_text} does not exist")
-        return rec
-    candidates = [
-        r
-        for r in caller.tx.find(kind, accounts=[arn.account], name=arn.name)
-        if (r.version == arn.version or versions.matches(arn.version, r.version)) and _usable(r)
-    ]
-    if not candidates:
-        raise errors.invalid(f"no {kind} matches {arn_text}")
-    return max(candidates, key=lambda r: (versions.key(r.version), r.build))
+    return lookup(caller.tx, caller.region, caller.accounts, kind, arn_text)
 
 
 def _plain(caller: Caller, kind: str, arn_text: str) -> Record:
-    rec = caller.tx.get(arn_text, kind)
-    if rec is None or rec.account not in (caller.account, arns.MANAGED_ACCOUNT):
-        raise errors.invalid(f"{kind} {arn_text} does not exist")
-    return rec
+    return lookup_plain(caller.tx, caller.region, caller.accounts, kind, arn_text)
 
 
 def _components(caller: Caller, recipe: dict[str, Any]) -> tuple[ComponentRef, ...]:

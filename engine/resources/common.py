@@ -9,7 +9,7 @@ from engine.api import errors
 from engine.api.context import RequestContext
 from engine.api.errors import ApiError
 from engine.resources import arns, versions
-from engine.store import Record
+from engine.store import Record, Tx
 
 OWNERS = ("Self", "Shared", "Amazon", "ThirdParty", "AWSMarketplace")
 
@@ -32,16 +32,25 @@ def owner_accounts(ctx: RequestContext, owner: str | None, default: str = "Self"
 
 
 def check_region(ctx: RequestContext, arn: arns.Arn) -> None:
-    if arn.region != ctx.region:
-        raise errors.not_found(f"{arn} is in region {arn.region}; this endpoint serves {ctx.region}")
+    _check_region(ctx.region, arn)
+
+
+def _check_region(region: str, arn: arns.Arn) -> None:
+    if arn.region != region:
+        raise errors.not_found(f"{arn} is in region {arn.region}; this endpoint serves {region}")
 
 
 def get_plain(ctx: RequestContext, kind: str, arn_text: str) -> Record:
     """A non-versioned resource (configurations, pipelines, lifecycle policies) by its ARN."""
+    return lookup_plain(ctx.tx, ctx.region, visible_accounts(ctx), kind, arn_text)
+
+
+def lookup_plain(tx: Tx, region: str, accounts: list[str], kind: str, arn_text: str) -> Record:
+    """get_plain for callers without a request context (a build started from Temporal)."""
     arn = arns.parse(arn_text, kind)
-    check_region(ctx, arn)
-    rec = ctx.tx.get(arn_text, kind)
-    if rec is None or rec.account not in visible_accounts(ctx):
+    _check_region(region, arn)
+    rec = tx.get(arn_text, kind)
+    if rec is None or rec.account not in accounts:
         raise errors.not_found(f"{kind} {arn_text} does not exist")
     return rec
 
@@ -49,12 +58,19 @@ def get_plain(ctx: RequestContext, kind: str, arn_text: str) -> Record:
 def resolve(ctx: RequestContext, kind: str, arn_text: str, *, allow_wildcard: bool = True) -> Record:
     """A versioned resource by its build ARN, its version ARN (newest build) or a wildcard
     version ARN like .../1.x.x (newest matching version, newest build)."""
+    return lookup(ctx.tx, ctx.region, visible_accounts(ctx), kind, arn_text, allow_wildcard=allow_wildcard)
+
+
+def lookup(
+    tx: Tx, region: str, accounts: list[str], kind: str, arn_text: str, *, allow_wildcard: bool = True
+) -> Record:
+    """resolve for callers without a request context (a build started from Temporal)."""
     arn = arns.parse(arn_text, kind)
-    check_region(ctx, arn)
-    if arn.account not in visible_accounts(ctx):
+    _check_region(region, arn)
+    if arn.account not in accounts:
         raise errors.not_found(f"{kind} {arn_text} does not exist")
     if arn.build is not None:
-        rec = ctx.tx.get(str(arn), kind)
+        rec = tx.get(str(arn), kind)
         if rec is None:
             raise errors.not_found(f"{kind} {arn_text} does not exist")
         return rec
@@ -64,7 +80,7 @@ def resolve(ctx: RequestContext, kind: str, arn_text: str, *, allow_wildcard: bo
         raise errors.bad_parameter(f"{arn_text}: a wildcard version is not accepted here")
     candidates = [
         r
-        for r in ctx.tx.find(kind, accounts=[arn.account], name=arn.name)
+        for r in tx.find(kind, accounts=[arn.account], name=arn.name)
         if (r.version == arn.version or versions.matches(arn.version, r.version)) and _usable(r)
     ]
     if not candidates:
