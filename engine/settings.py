@@ -79,7 +79,17 @@ def load(args: argparse.Namespace | None = None) -> Config:
         raw[s.name] = value if value is not None else os.environ.get(s.env, s.default)
     types = {f.name: f.type for f in fields(Config)}
     conv: dict[str, object] = {}
+    by_name = {st.name: st for st in SETTINGS}
     for key, value in raw.items():
         t = types[key]
-        conv[key] = int(value) if t == "int" else Path(value) if t == "Path" else value
+        if t == "int":
+            try:
+                conv[key] = int(value)
+            except ValueError:
+                st = by_name[key]
+                raise SystemExit(
+                    f"imagebuilder: {st.flag} (or {st.env}) must be a whole number, not {value!r}"
+                ) from None
+        else:
+            conv[key] = Path(value) if t == "Path" else value
     return Config(**conv)  # type: ignore[arg-type]

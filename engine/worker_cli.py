@@ -17,7 +17,13 @@ async def run_workers(config: settings.Config, control: bool, executors: list[st
     from workers.blobstore import BlobStore
     from workers.worker import executor_workers
 
-    client = await Client.connect(config.temporal_address, namespace=config.temporal_namespace)
+    try:
+        client = await Client.connect(config.temporal_address, namespace=config.temporal_namespace)
+    except RuntimeError as exc:  # the SDK's connect error carries the transport's reason
+        raise SystemExit(
+            f"imagebuilder worker: cannot reach Temporal at {config.temporal_address} "
+            f"(set --temporal-address or IMAGEBUILDER_TEMPORAL_ADDRESS): {exc}"
+        ) from None
     blobs = BlobStore(config.data_dir / "store")
     workers = []
     if control:
