@@ -120,9 +120,14 @@ class Dispatcher:
             raise ApiError("ServiceUnavailableException", f"{operation} is not available yet: {reason}")
         output_shape = model.operation(operation).output_shape
         token = params.get("clientToken") if _is_write(operation) else None
-        request_hash = hashlib.sha256(
-            json.dumps({k: v for k, v in params.items() if k != "clientToken"}, sort_keys=True).encode()
-        ).hexdigest()
+        # Only requests with a token are remembered, so only they need the digest of their input.
+        request_hash = (
+            hashlib.sha256(
+                json.dumps({k: v for k, v in params.items() if k != "clientToken"}, sort_keys=True).encode()
+            ).hexdigest()
+            if token
+            else ""
+        )
         account = self.config.account_id
         for attempt in range(8):
             ctx: RequestContext | None = None

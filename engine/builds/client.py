@@ -36,7 +36,6 @@ class TemporalGateway:
         self._thread = threading.Thread(target=self._loop.run_forever, name="temporal-client", daemon=True)
         self._thread.start()
         self._client: Client | None = None
-        self._lock = threading.Lock()
 
     def _call(self, make: Callable[[Client], Awaitable[T]]) -> T:
         async def run() -> T:
