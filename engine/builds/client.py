@@ -11,16 +11,19 @@ import asyncio
 import threading
 from collections.abc import Awaitable, Callable
 from datetime import timedelta
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from temporalio.client import Client, WorkflowHandle
 from temporalio.common import WorkflowIDReusePolicy
 from temporalio.exceptions import WorkflowAlreadyStartedError
-from temporalio.service import RPCError
+from temporalio.service import RPCError, RPCStatusCode
 
 from engine.api.errors import ApiError
 from engine.builds.model import WORKFLOW_NAME, BuildInput, StepActionSignal, workflow_id
 from workers.contracts import CONTROL_QUEUE
+
+if TYPE_CHECKING:
+    from engine.lifecycle.model import LifecycleRunRequest
 
 T = TypeVar("T")
 CALL_TIMEOUT = 15.0
@@ -92,6 +95,37 @@ class TemporalGateway:
             await client.get_workflow_handle(workflow_id(image_arn)).signal("SendWorkflowStepAction", signal)
 
         self._call(send)
+
+    # -- lifecycle policies (engine/lifecycle) --------------------------------------------------
+
+    def sync_lifecycle_schedule(self, policy_arn: str, account: str, enabled: bool) -> None:
+        from engine.lifecycle.schedules import sync_schedule
+
+        self._call(lambda client: sync_schedule(client, policy_arn, account, enabled))
+
+    def start_lifecycle_execution(self, request: LifecycleRunRequest, workflow_id: str) -> None:
+        from engine.lifecycle.model import WORKFLOW_NAME
+
+        async def start(client: Client) -> None:
+            await client.start_workflow(
+                WORKFLOW_NAME, request, id=workflow_id, task_queue=CONTROL_QUEUE, execution_timeout=timedelta(days=400)
+            )
+
+        self._call(start)
+
+    def cancel_workflow(self, workflow_id: str) -> bool:
+        """Request cancellation; False when the workflow is not running (any more)."""
+
+        async def cancel(client: Client) -> bool:
+            try:
+                await client.get_workflow_handle(workflow_id).cancel()
+            except RPCError as exc:
+                if exc.status == RPCStatusCode.NOT_FOUND:
+                    return False
+                raise
+            return True
+
+        return self._call(cancel)
 
     def close(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)

@@ -417,7 +417,9 @@ def start_resource_state_update(ctx: RequestContext, params: dict[str, Any]) -> 
         raise errors.invalid("setting an image to DELETED needs includeResources; DeleteImage removes only the record")
     if params.get("updateAt") is not None and wanted != "DEPRECATED":
         raise errors.invalid("updateAt applies to the DEPRECATED state only")
-    raise not_yet("StartResourceStateUpdate")
+    from engine.api.handlers.lifecycle import start_state_update
+
+    return start_state_update(ctx, rec, params)
 
 
 @operation("CancelLifecycleExecution")
@@ -428,4 +430,6 @@ def cancel_lifecycle_execution(ctx: RequestContext, params: dict[str, Any]) -> d
     status = (rec.body.get("state") or {}).get("status")
     if status not in ("IN_PROGRESS", "PENDING"):
         raise ApiError("ResourceInUseException", f"lifecycle execution {rec.name} is {status}; nothing to cancel")
-    raise not_yet("CancelLifecycleExecution")
+    from engine.api.handlers.lifecycle import cancel_execution
+
+    return cancel_execution(ctx, rec, params)

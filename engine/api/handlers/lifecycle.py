@@ -1,9 +1,13 @@
 """Lifecycle policies: create, get, list, update, delete, with the documented rules for what a
-policy may say. Running them (once a day, deprecate -> disable -> delete) is the lifecycle
-workflow's job, which arrives with the build orchestration."""
+policy may say. Each ENABLED policy has a daily Temporal schedule that runs the LifecycleExecution
+workflow (engine/lifecycle); the schedule follows the policy's status after every change.
+StartResourceStateUpdate and CancelLifecycleExecution (validated in images.py) are carried out
+here: a state update is a tracked lifecycle execution too, as in Image Builder."""
 
 from __future__ import annotations
 
+import logging
+import uuid
 from typing import Any
 
 from engine.api import errors
@@ -16,6 +20,23 @@ from engine.store import Record
 from engine.store.db import now_iso
 
 KIND = "lifecycle-policy"
+log = logging.getLogger(__name__)
+
+
+def _sync_schedule_after_commit(ctx: RequestContext, arn: str, enabled: bool) -> None:
+    """Best effort: the policy is stored whether or not Temporal answers now; the control worker
+    gives every ENABLED policy its schedule when it starts."""
+    if ctx.dry_run:
+        return
+    services, account = ctx.services, ctx.account
+
+    def sync() -> None:
+        try:
+            services.temporal.sync_lifecycle_schedule(arn, account, enabled)
+        except ApiError as exc:
+            log.warning("lifecycle policy %s: schedule not updated now: %s", arn, exc.message)
+
+    ctx.after_commit.append(sync)
 
 
 def _check_selection(selection: dict[str, Any]) -> None:
@@ -115,6 +136,7 @@ def create_lifecycle_policy(ctx: RequestContext, params: dict[str, Any]) -> dict
         "tags": params.get("tags") or {},
     }
     ctx.tx.insert(Record(arn=arn, kind=KIND, account=ctx.account, name=norm, body=body, created=now))
+    _sync_schedule_after_commit(ctx, arn, body["status"] == "ENABLED")
     return {"clientToken": params["clientToken"], "lifecyclePolicyArn": arn}
 
 
@@ -154,13 +176,113 @@ def update_lifecycle_policy(ctx: RequestContext, params: dict[str, Any]) -> dict
         "dateUpdated": now_iso(),
     }
     ctx.tx.update(rec.with_body(body))
+    _sync_schedule_after_commit(ctx, rec.arn, body["status"] == "ENABLED")
     return {"lifecyclePolicyArn": rec.arn}
 
 
 @operation("DeleteLifecyclePolicy")
 def delete_lifecycle_policy(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     rec = get_plain(ctx, KIND, params["lifecyclePolicyArn"])
-    # Its executions stay readable (ListLifecycleExecutions by image); running ones would be
-    # cancelled here once the lifecycle workflow exists.
+    # Its executions stay readable (ListLifecycleExecutions by policy ARN); a run in progress
+    # finishes (the next one finds no policy and does nothing).
     ctx.tx.delete(rec.arn)
+    _sync_schedule_after_commit(ctx, rec.arn, False)
     return {"lifecyclePolicyArn": rec.arn}
+
+
+# --- lifecycle executions started or stopped by hand ------------------------------------------
+
+
+def start_state_update(ctx: RequestContext, image: Record, params: dict[str, Any]) -> dict[str, Any]:
+    """StartResourceStateUpdate after images.py validated it: record the execution, then run
+    the LifecycleExecution workflow for this one image."""
+    from engine.lifecycle.activities import save_execution
+    from engine.lifecycle.facts import parse_time
+    from engine.lifecycle.model import LifecycleRunRequest, StateUpdate
+
+    wanted = params["state"]["status"]
+    include = {k: bool(v) for k, v in (params.get("includeResources") or {}).items() if v is not None}
+    image_type = image.body.get("type")
+    if image_type == "DOCKER" and (include.get("amis") or include.get("snapshots")):
+        raise errors.invalid("includeResources: a container image has no AMIs or snapshots; use containers")
+    if image_type == "AMI" and include.get("containers"):
+        raise errors.invalid("includeResources: a machine image has no containers; use amis and snapshots")
+    if include.get("snapshots") and not include.get("amis"):
+        raise errors.invalid("includeResources: snapshots can only be included together with amis")
+    if (image.body.get("state") or {}).get("status") == "DELETED":
+        raise errors.invalid(f"{image.arn} is DELETED; its state cannot change any more")
+    update_at = params.get("updateAt")
+    if update_at is not None:
+        update_at = _iso(update_at)
+        if parse_time(update_at).timestamp() <= parse_time(now_iso()).timestamp():
+            raise errors.invalid("updateAt must be in the future")
+    exclusions = (params.get("exclusionRules") or {}).get("amis")
+    execution_id = f"lce-{uuid.uuid4()}"
+    workflow_id = f"lifecycle/{execution_id}"
+    save_execution(
+        ctx.tx,
+        execution_id,
+        ctx.account,
+        image.arn,
+        {
+            "state": {"status": "PENDING" if update_at else "IN_PROGRESS"},
+            "startTime": now_iso(),
+            "resourcesImpactedSummary": {"hasImpactedResources": False},
+            "_resources": [],
+            "_workflowId": workflow_id,
+        },
+    )
+    request = LifecycleRunRequest(
+        account=ctx.account,
+        execution_id=execution_id,
+        state_update=StateUpdate(image.arn, wanted, include, exclusions, update_at),
+    )
+    services = ctx.services
+
+    def start() -> None:
+        try:
+            services.temporal.start_lifecycle_execution(request, workflow_id)
+        except ApiError as exc:
+            _mark(services, execution_id, {"status": "FAILED", "reason": exc.message})
+            raise
+
+    ctx.after_commit.append(start)
+    return {"lifecycleExecutionId": execution_id, "resourceArn": image.arn}
+
+
+def cancel_execution(ctx: RequestContext, execution: Record, params: dict[str, Any]) -> dict[str, Any]:
+    """CancelLifecycleExecution after images.py validated it: CANCELLING now, CANCELLED when the
+    workflow stops between two images (what it did stays done)."""
+    ctx.tx.update(execution.with_body({**execution.body, "state": {"status": "CANCELLING"}}))
+    services, workflow_id = ctx.services, str(execution.body.get("_workflowId") or "")
+
+    def cancel() -> None:
+        if not workflow_id or not services.temporal.cancel_workflow(workflow_id):
+            _mark(services, execution.name, {"status": "CANCELLED", "reason": "the execution was no longer running"})
+
+    ctx.after_commit.append(cancel)
+    return {"lifecycleExecutionId": execution.name}
+
+
+def _mark(services: Any, execution_id: str, state: dict[str, str]) -> None:
+    from engine.lifecycle.model import KIND as EXECUTION
+
+    with services.store.transaction(write=True) as tx:
+        rec = tx.get(execution_id, EXECUTION)
+        if rec is not None:
+            tx.update(rec.with_body({**rec.body, "state": state, "endTime": now_iso()}))
+
+
+def _iso(value: Any) -> str:
+    """A validated timestamp member (datetime, epoch seconds or ISO text) as ISO 8601 UTC."""
+    from datetime import UTC, datetime
+
+    if isinstance(value, datetime):
+        moment = value if value.tzinfo else value.replace(tzinfo=UTC)
+    elif isinstance(value, (int, float)):
+        moment = datetime.fromtimestamp(value, UTC)
+    else:
+        moment = datetime.fromisoformat(str(value).replace("Z", "+00:00"))
+        moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
+    moment = moment.astimezone(UTC)
+    return moment.strftime("%Y-%m-%dT%H:%M:%S.") + f"{moment.microsecond // 1000:03d}Z"
