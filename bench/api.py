@@ -14,6 +14,7 @@ import argparse
 import http.client
 import json
 import multiprocessing as mp
+import os
 import statistics
 import sys
 import tempfile
@@ -30,9 +31,23 @@ DOC = (
 )
 
 
+#: Requests are signed as boto3 signs them; our own server has this key (tests/api/conftest.py).
+CREDENTIALS = (os.environ.get("AWS_ACCESS_KEY_ID", "AKIDEXAMPLE"), os.environ.get("AWS_SECRET_ACCESS_KEY", "secret"))
+
+
+def _signed_headers(conn: http.client.HTTPConnection, method: str, path: str, data: bytes) -> dict[str, str]:
+    from botocore.auth import SigV4Auth
+    from botocore.awsrequest import AWSRequest
+    from botocore.credentials import Credentials
+
+    req = AWSRequest(method, f"http://{conn.host}:{conn.port}{path}", {"content-type": "application/json"}, data)
+    SigV4Auth(Credentials(*CREDENTIALS), "imagebuilder", "us-east-1").add_auth(req)
+    return dict(req.headers)
+
+
 def _request(conn: http.client.HTTPConnection, method: str, path: str, body: dict[str, Any] | None) -> dict[str, Any]:
-    data = json.dumps(body).encode() if body is not None else None
-    conn.request(method, path, body=data, headers={"content-type": "application/json"})
+    data = json.dumps(body).encode() if body is not None else b""
+    conn.request(method, path, body=data or None, headers=_signed_headers(conn, method, path, data))
     resp = conn.getresponse()
     payload = resp.read()
     if resp.status != 200:

@@ -52,7 +52,7 @@ import docker.errors
 
 from engine import settings
 from engine.up import Stack
-from tests.api.conftest import Server, free_port
+from tests.api.conftest import Server, free_port, provision_keys
 from tests.builds.test_container_build import setup_build
 
 REGISTRY = "127.0.0.1:5000"
@@ -281,6 +281,7 @@ def main() -> int:
     label, hand_repo = f"bench-{tag}", f"bench/hand-{tag}"
     try:
         client.images.get(PARENT)
+        provision_keys(data_dir)  # the test accounts' access keys, which Server.client signs with
         stack.start()
         api_proc = next(p for name, p in stack.procs if name == "api")
         ib = Server(f"http://127.0.0.1:{port}", data_dir, api_proc, stack.logs / "api.log").client()

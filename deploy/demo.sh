@@ -7,7 +7,10 @@ cd "$(dirname "$0")/.."
 PORT=${PORT:-8080}
 DATA=${DATA:-$(mktemp -d /tmp/imagebuilder-demo.XXXXXX)}
 BIN=.venv/bin
-export AWS_ACCESS_KEY_ID=demo AWS_SECRET_ACCESS_KEY=demo AWS_DEFAULT_REGION=us-east-1
+# Requests are signed (SigV4) with the access key `imagebuilder up` creates on a first run; it
+# writes the AWS credentials file below, so the AWS CLI signs exactly as it does against AWS.
+unset AWS_ACCESS_KEY_ID AWS_SECRET_ACCESS_KEY AWS_SESSION_TOKEN AWS_PROFILE
+export AWS_SHARED_CREDENTIALS_FILE="$DATA/auth/credentials" AWS_DEFAULT_REGION=us-east-1
 aws() { "$BIN/python" -m awscli "$@" --endpoint-url "http://127.0.0.1:$PORT"; }
 say() { printf '\n== %s\n' "$*"; }
 

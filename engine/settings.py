@@ -34,7 +34,10 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("data_dir", "./data", "directory for the SQLite file, image store and logs"),
     Setting("database_url", "", "SQLAlchemy URL (postgresql+psycopg://...); default: SQLite in data_dir"),
     Setting("region", "us-east-1", "region named in ARNs and accepted in request signatures"),
-    Setting("account_id", "123456789012", "account id named in ARNs of the caller's resources"),
+    Setting("account_id", "123456789012", "the default account: `up`'s first access key, dev auth mode, CLI builds"),
+    Setting("auth_mode", "keys", "keys: verify SigV4 signatures against access keys; dev: accept any signature"),
+    Setting("keys_file", "", "access keys file (JSON, secrets sealed); default data_dir/auth/keys.json"),
+    Setting("master_key_file", "", "key that seals access key secrets at rest; default data_dir/auth/master.key"),
     Setting("workers", "1", "API server processes (uvicorn workers)"),
     Setting("temporal_address", "127.0.0.1:7233", "Temporal frontend host:port"),
     Setting("temporal_namespace", "default", "Temporal namespace builds run in"),
@@ -52,6 +55,9 @@ class Config:
     database_url: str
     region: str
     account_id: str
+    auth_mode: str
+    keys_file: str
+    master_key_file: str
     workers: int
     temporal_address: str
     temporal_namespace: str
@@ -62,6 +68,14 @@ class Config:
     @property
     def db_url(self) -> str:
         return self.database_url or f"sqlite:///{self.data_dir.resolve() / 'imagebuilder.sqlite'}"
+
+    @property
+    def keys_path(self) -> Path:
+        return Path(self.keys_file) if self.keys_file else self.data_dir / "auth" / "keys.json"
+
+    @property
+    def master_key_path(self) -> Path:
+        return Path(self.master_key_file) if self.master_key_file else self.data_dir / "auth" / "master.key"
 
 
 def add_arguments(parser: argparse.ArgumentParser, names: Sequence[str] | None = None) -> None:

@@ -20,6 +20,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from engine import settings
+from engine.api.auth.keys import provision_first_key
 
 
 def _wait_port(host: str, port: int, timeout: float, proc: subprocess.Popen[bytes], what: str) -> None:
@@ -51,6 +52,7 @@ class Stack:
         self.ui_port = ui_port
         self.procs: list[tuple[str, subprocess.Popen[bytes]]] = []
         self.logs = config.data_dir / "logs"
+        self.first_key: tuple[str, Path] | None = None
 
     def _spawn(self, name: str, cmd: list[str], env: dict[str, str] | None = None) -> subprocess.Popen[bytes]:
         self.logs.mkdir(parents=True, exist_ok=True)
@@ -65,6 +67,9 @@ class Stack:
     def start(self) -> None:
         cfg = self.config
         cfg.data_dir.mkdir(parents=True, exist_ok=True)
+        if cfg.auth_mode == "keys":
+            # First run: an access key for the default account, so clients can sign at once.
+            self.first_key = provision_first_key(cfg.keys_path, cfg.master_key_path, cfg.account_id)
         temporal = self._spawn(
             "temporal",
             [
@@ -104,12 +109,29 @@ class Stack:
             time.sleep(1)
 
 
+def _credentials_hint(config: settings.Config, first_key: tuple[str, Path] | None) -> str:
+    if config.auth_mode == "dev":
+        return "auth: DEV MODE, any signature is accepted (never expose this port)"
+    credentials = config.keys_path.with_name("credentials")
+    made = f"created access key {first_key[0]} for account {config.account_id}; " if first_key else ""
+    if not credentials.exists():
+        return f"auth: SigV4 with the keys in {config.keys_path} (imagebuilder keys create --account ID adds one)"
+    return (
+        f"auth: {made}sign with it by\n"
+        f"  export AWS_SHARED_CREDENTIALS_FILE={credentials.resolve()} AWS_DEFAULT_REGION={config.region}\n"
+        f"  aws imagebuilder list-components --endpoint-url http://{config.host}:{config.port}"
+    )
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="imagebuilder up", description=__doc__)
     parser.add_argument("--executors", default="docker", help="executor kinds this host runs (docker,libvirt)")
     parser.add_argument("--temporal-port", type=int, default=7233)
     parser.add_argument("--ui-port", type=int, default=8233)
-    settings.add_arguments(parser, ["host", "port", "data_dir", "database_url", "region", "account_id", "registry"])
+    settings.add_arguments(
+        parser,
+        ["host", "port", "data_dir", "database_url", "region", "account_id", "registry", "auth_mode", "keys_file"],
+    )
     args = parser.parse_args(argv)
     config = settings.load(args)
     stack = Stack(config, [k for k in args.executors.split(",") if k], args.temporal_port, args.ui_port)
@@ -122,6 +144,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             f"data {config.data_dir}  (Ctrl-C stops everything)",
             flush=True,
         )
+        print(_credentials_hint(config, stack.first_key), flush=True)
         return stack.watch()
     except KeyboardInterrupt:
         return 0

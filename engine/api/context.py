@@ -21,8 +21,9 @@ class RequestContext:
     config: Config
     services: Services
     request_id: str
-    #: The caller's access key id from the SigV4 Authorization header, when signed.
+    #: The access key id the request was signed with (verified), and the principal it maps to.
     access_key: str | None = None
+    principal: str | None = None
     dry_run: bool = False
     #: Work to do only after the transaction commits (e.g. starting a Temporal workflow).
     after_commit: list[Any] = field(default_factory=list)

@@ -1,5 +1,6 @@
-"""From an HTTP request to an operation's response: route, parse, validate, run the handler
-in a transaction (with clientToken idempotency and dryRun), shape the output or the error."""
+"""From an HTTP request to an operation's response: authenticate (SigV4), route, parse,
+validate, run the handler in a transaction as the caller's account (with clientToken
+idempotency and dryRun), shape the output or the error."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from urllib.parse import parse_qsl, unquote
 import sqlalchemy.exc
 
 from engine.api import errors, model
+from engine.api.auth import Authenticator, AuthError, Identity, build_authenticator, identities
+from engine.api.auth.keys import root_principal
 from engine.api.context import RequestContext
 from engine.api.errors import ApiError
 from engine.api.registry import handlers
@@ -39,25 +42,39 @@ def _is_write(operation: str) -> bool:
     return not (operation.startswith("Get") or operation.startswith("List"))
 
 
-def _access_key(headers: dict[str, str]) -> str | None:
-    auth = headers.get("authorization", "")
-    # "AWS4-HMAC-SHA256 Credential=AKID/20240101/us-east-1/imagebuilder/aws4_request, ..."
-    marker = "Credential="
-    if marker in auth:
-        return auth.split(marker, 1)[1].split("/", 1)[0]
-    return None
-
-
 class Dispatcher:
-    def __init__(self, services: Services) -> None:
+    def __init__(
+        self, services: Services, authenticator: Authenticator | None = None, acting_as: str | None = None
+    ) -> None:
+        """``acting_as``: an in-process caller (a test driving the dispatcher without HTTP) that
+        acts as this account without signing; never set by the HTTP server."""
         self.services = services
         self.config = services.config
         self.handlers = handlers()
+        self.trusted = Identity(acting_as, root_principal(acting_as), "") if acting_as else None
+        self.auth = authenticator or (None if self.trusted else build_authenticator(self.config, services.store))
+
+    def authenticate(self, method: str, raw_path: str, query: str, headers: dict[str, str], body: bytes) -> Identity:
+        if self.trusted is not None:
+            return self.trusted
+        assert self.auth is not None
+        return self.auth.authenticate(method, raw_path, query, headers, body)
 
     def handle(self, method: str, raw_path: str, query: str, headers: dict[str, str], body: bytes) -> Response:
         request_id = str(uuid.uuid4())
         operation: str | None = None
         started = time.perf_counter()
+        try:
+            # Before routing, as AWS does: an unsigned caller learns nothing, not even what exists.
+            identity = self.authenticate(method, raw_path, query, headers, body)
+        except AuthError as exc:
+            log.info("request %s refused: %s (%s)", request_id, exc.code, exc.message)
+            return self._error(None, request_id, exc, exc.status)
+        except Exception:
+            log.exception("request %s: authentication failed", request_id)
+            return self._error(
+                None, request_id, ApiError("InternalFailure", f"internal error, request id {request_id}"), 500
+            )
         try:
             # Keep an empty last segment: "/tags/" is TagResource with an empty (invalid) ARN.
             segments = [unquote(s) for s in raw_path.split("?")[0].split("/")[1:]]
@@ -72,7 +89,8 @@ class Dispatcher:
             route, labels = matched
             operation = route.operation
             params = self._parse(operation, labels, query, body)
-            result = self._run(operation, params, headers, request_id)
+            identities.check(self.auth, identity, operation, params)
+            result = self._run(operation, params, identity, request_id)
             payload = json.dumps(result, separators=(",", ":")).encode()
             return Response(200, self._headers(request_id), payload)
         except ApiError as exc:
@@ -83,7 +101,9 @@ class Dispatcher:
                 operation, request_id, ApiError("ServiceException", f"internal error, request id {request_id}")
             )
         finally:
-            log.debug("%s %s %.1f ms", operation, request_id, (time.perf_counter() - started) * 1000)
+            log.debug(
+                "%s %s by %s %.1f ms", operation, request_id, identity.principal, (time.perf_counter() - started) * 1000
+            )
 
     def _parse(self, operation: str, labels: dict[str, str], query: str, body: bytes) -> dict[str, Any]:
         shape = model.operation(operation).input_shape
@@ -113,7 +133,7 @@ class Dispatcher:
         validate(shape, params)
         return params
 
-    def _run(self, operation: str, params: dict[str, Any], headers: dict[str, str], request_id: str) -> dict[str, Any]:
+    def _run(self, operation: str, params: dict[str, Any], identity: Identity, request_id: str) -> dict[str, Any]:
         handler = self.handlers.get(operation)
         if handler is None:
             reason = NOT_YET.get(operation, "this server does not implement it yet")
@@ -128,7 +148,7 @@ class Dispatcher:
             if token
             else ""
         )
-        account = self.config.account_id
+        account = identity.account
         for attempt in range(8):
             ctx: RequestContext | None = None
             try:
@@ -151,7 +171,8 @@ class Dispatcher:
                         config=self.config,
                         services=self.services,
                         request_id=request_id,
-                        access_key=_access_key(headers),
+                        access_key=identity.access_key or None,
+                        principal=identity.principal,
                         dry_run=bool(params.get("dryRun")),
                     )
                     result = handler(ctx, params)

@@ -57,7 +57,11 @@ class App:
         if scope["path"] == "/healthz":
             await _plain(send, 200, b'{"status":"ok"}')
             return
-        headers = {k.decode("latin-1").lower(): v.decode("latin-1") for k, v in scope["headers"]}
+        headers: dict[str, str] = {}
+        for k, v in scope["headers"]:
+            name, value = k.decode("latin-1").lower(), v.decode("latin-1")
+            # A repeated header is one comma-separated value, as SigV4 canonicalizes it.
+            headers[name] = f"{headers[name]},{value}" if name in headers else value
         raw_path = scope.get("raw_path") or scope["path"].encode()
         args = (
             scope["method"],
@@ -102,7 +106,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     # Worker processes re-read settings from the environment: export what the flags said.
     for s in settings.SETTINGS:
         os.environ[s.env] = str(getattr(config, s.name))
-    build_services(config).store.dispose()  # migrate once, before workers start
+    services = build_services(config)  # migrate once, before workers start
+    from engine.api.auth import DEV_MODE_BANNER, build_authenticator
+
+    build_authenticator(config, services.store)  # a keys file or master key that cannot be used stops here
+    services.store.dispose()
+    if config.auth_mode == "dev":
+        print(DEV_MODE_BANNER.format(account=config.account_id), file=sys.stderr)
     print(f"imagebuilder API on http://{config.host}:{config.port} (data in {config.data_dir})", file=sys.stderr)
     uvicorn.run(
         "engine.api.server:create_app",

@@ -1,8 +1,11 @@
 """A real API server process on a free loopback port, and real boto3 clients for it.
 
 Each test module gets its own server and data directory, so tests don't see each other's
-resources. `check_output(operation, response)` asserts a response matches the operation's
-output shape in the API model (required members, types, enums).
+resources. Authentication is on, as in production: every server gets a keys file with one
+access key for each of two accounts (``CREDENTIALS``); ``Server.client(account)`` signs as that
+account, ``Server.request`` signs a raw HTTP request. `check_output(operation, response)`
+asserts a response matches the operation's output shape in the API model (required members,
+types, enums).
 """
 
 from __future__ import annotations
@@ -16,15 +19,37 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from urllib.parse import quote, urlencode
 
 import boto3
 import botocore.config
 import botocore.session
 import pytest
 import requests
+from botocore.auth import SigV4Auth
+from botocore.awsrequest import AWSRequest
+from botocore.credentials import Credentials
+
+from engine.api.auth.keys import add_key
 
 REGION = "us-east-1"
 ACCOUNT = "123456789012"
+OTHER_ACCOUNT = "210987654321"
+#: account -> (access key id, secret access key) provisioned in every test server's keys file.
+CREDENTIALS = {ACCOUNT: ("AKIDEXAMPLE", "secret"), OTHER_ACCOUNT: ("AKIDOTHEREXAMPLE", "other-secret")}
+
+
+def provision_keys(data_dir: Path) -> None:
+    """The keys file a server in data_dir reads by default: one key per test account."""
+    for account, (key_id, secret) in CREDENTIALS.items():
+        add_key(
+            data_dir / "auth" / "keys.json",
+            data_dir / "auth" / "master.key",
+            key_id,
+            secret,
+            account,
+            principal=f"arn:aws:iam::{account}:user/tester",
+        )
 
 
 def free_port() -> int:
@@ -40,23 +65,49 @@ class Server:
     process: subprocess.Popen[bytes]
     log: Path
 
-    def client(self, **kwargs: Any) -> Any:
+    def client(self, account: str = ACCOUNT, **kwargs: Any) -> Any:
+        key_id, secret = CREDENTIALS[account]
         return boto3.client(
             "imagebuilder",
             endpoint_url=self.url,
             region_name=REGION,
-            aws_access_key_id="AKIDEXAMPLE",
-            aws_secret_access_key="secret",
+            aws_access_key_id=key_id,
+            aws_secret_access_key=secret,
             # ServiceUnavailable is retried by botocore; tests want the first answer.
             config=botocore.config.Config(retries={"total_max_attempts": 1, "mode": "standard"}),
             **kwargs,
         )
+
+    def request(
+        self,
+        method: str,
+        path: str,
+        params: dict[str, str] | None = None,
+        data: bytes = b"",
+        account: str = ACCOUNT,
+        timeout: float = 30,
+    ) -> requests.Response:
+        """A raw HTTP request signed (SigV4, Authorization header) as the account's key."""
+        url = self.url + path
+        if params:
+            url += "?" + urlencode(params, quote_via=quote, safe="-_.~")
+        prepared = sign(method, url, data, account)
+        return requests.request(method, url, data=data, headers=dict(prepared.headers), timeout=timeout)
+
+
+def sign(method: str, url: str, data: bytes = b"", account: str = ACCOUNT, **headers: str) -> AWSRequest:
+    """botocore's own SigV4 signer over a request (headers as given plus Host, X-Amz-Date)."""
+    key_id, secret = CREDENTIALS[account]
+    req = AWSRequest(method=method, url=url, data=data, headers=headers)
+    SigV4Auth(Credentials(key_id, secret), "imagebuilder", REGION).add_auth(req)
+    return req
 
 
 def start_server(data_dir: Path, database_url: str = "", workers: int = 1, env: dict[str, str] | None = None) -> Server:
     port = free_port()
     log = data_dir / "server.log"
     data_dir.mkdir(parents=True, exist_ok=True)
+    provision_keys(data_dir)
     env = {**os.environ, "IMAGEBUILDER_DATABASE_URL": database_url, **(env or {})}
     cmd = [sys.executable, "-m", "engine.cli", "server", "--port", str(port), "--data-dir", str(data_dir)]
     cmd += ["--workers", str(workers)]

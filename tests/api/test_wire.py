@@ -11,7 +11,6 @@ from urllib.parse import quote
 
 import botocore.session
 import pytest
-import requests
 
 from tests.api.conftest import ACCOUNT, Server
 
@@ -21,15 +20,15 @@ DOC = "schemaVersion: 1.0\nphases:\n  - name: build\n    steps:\n      - name: S
 DOC += "        inputs:\n          commands: [echo hi]\n"
 
 
-def _url(server: Server, operation: str) -> str:
+def _path(operation: str) -> str:
     uri = MODEL.operation_model(operation).http["requestUri"].split("?")[0]
-    return server.url + uri.replace("{resourceArn}", quote(ARN, safe=""))
+    return uri.replace("{resourceArn}", quote(ARN, safe=""))
 
 
 @pytest.mark.parametrize("operation", MODEL.operation_names)
 def test_every_operation_is_routed_and_answers_in_its_own_terms(server: Server, operation: str) -> None:
     op = MODEL.operation_model(operation)
-    resp = requests.request(op.http["method"], _url(server, operation), data=b"{}", timeout=10)
+    resp = server.request(op.http["method"], _path(operation), data=b"{}", timeout=10)
     declared = {e.name for e in op.error_shapes}
     if resp.status_code == 200:
         # Only operations without required members can succeed on an empty request.
@@ -43,19 +42,19 @@ def test_every_operation_is_routed_and_answers_in_its_own_terms(server: Server, 
 
 
 def test_unknown_route_and_bad_bodies(server: Server) -> None:
-    resp = requests.post(server.url + "/NoSuchOperation", data=b"{}", timeout=5)
+    resp = server.request("POST", "/NoSuchOperation", data=b"{}", timeout=5)
     assert resp.status_code == 404 and resp.headers["x-amzn-errortype"] == "UnknownOperationException"
-    resp = requests.put(server.url + "/CreateComponent", data=b"{not json", timeout=5)
+    resp = server.request("PUT", "/CreateComponent", data=b"{not json", timeout=5)
     assert resp.status_code == 400 and resp.headers["x-amzn-errortype"] == "InvalidRequestException"
-    resp = requests.put(server.url + "/CreateComponent", data=b"[1, 2]", timeout=5)
+    resp = server.request("PUT", "/CreateComponent", data=b"[1, 2]", timeout=5)
     assert resp.status_code == 400
     body = {"name": "typed", "semanticVersion": 1, "platform": "Linux", "data": DOC, "clientToken": "t-typed"}
-    resp = requests.put(server.url + "/CreateComponent", data=json.dumps(body), timeout=5)
+    resp = server.request("PUT", "/CreateComponent", data=json.dumps(body).encode(), timeout=5)
     assert resp.status_code == 400 and "semanticVersion" in resp.json()["message"]
     body = {"name": "enum", "semanticVersion": "1.0.0", "platform": "Plan9", "data": DOC, "clientToken": "t-enum"}
-    resp = requests.put(server.url + "/CreateComponent", data=json.dumps(body), timeout=5)
+    resp = server.request("PUT", "/CreateComponent", data=json.dumps(body).encode(), timeout=5)
     assert resp.status_code == 400 and "enum" in resp.json()["message"]
-    resp = requests.put(server.url + "/CreateComponent", data=b"x" * (17 * 1024 * 1024), timeout=30)
+    resp = server.request("PUT", "/CreateComponent", data=b"x" * (17 * 1024 * 1024), timeout=30)
     assert resp.status_code == 413
 
 
@@ -66,9 +65,7 @@ def test_concurrent_writers_lose_nothing(ib: Any) -> None:
 
     def create(i: int) -> None:
         try:
-            r = ib.create_component(
-                name="contended", semanticVersion="1.0.0", platform="Linux", data=DOC + f"# {i}\n"
-            )
+            r = ib.create_component(name="contended", semanticVersion="1.0.0", platform="Linux", data=DOC + f"# {i}\n")
             arns.append(r["componentBuildVersionArn"])
         except Exception as exc:
             failures.append(exc)

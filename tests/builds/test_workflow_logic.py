@@ -73,7 +73,7 @@ async def scenario(tmp: Path) -> None:
         os.environ.update({"IMAGEBUILDER_DATA_DIR": str(tmp), "IMAGEBUILDER_TEMPORAL_ADDRESS": target})
         config = settings.load()
         services = build_services(config)
-        d = Dispatcher(services)
+        d = Dispatcher(services, acting_as=config.account_id)
         worker = control_worker(env.client, services.store, services.blobs, config.region, config.account_id, "")
         async with worker:
             # A wait nobody answers: after its 3600 s timeout (skipped) the image fails with the reason.
