@@ -41,6 +41,11 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("workers", "1", "API server processes (uvicorn workers)"),
     Setting("temporal_address", "127.0.0.1:7233", "Temporal frontend host:port"),
     Setting("temporal_namespace", "default", "Temporal namespace builds run in"),
+    Setting(
+        "pipeline_catchup_minutes",
+        "1440",
+        "a pipeline schedule tick missed while Temporal was down runs (once) if it is at most this old",
+    ),
     Setting("log_level", "info", "log level: debug, info, warning, error"),
     Setting("registry", "127.0.0.1:5000", "container registry (host:port) images are pushed to"),
     Setting("s3_endpoint_url", "", "S3-compatible endpoint for s3:// URIs (MinIO, Ceph RGW); empty: AWS default"),
@@ -61,6 +66,7 @@ class Config:
     workers: int
     temporal_address: str
     temporal_namespace: str
+    pipeline_catchup_minutes: int
     log_level: str
     registry: str
     s3_endpoint_url: str

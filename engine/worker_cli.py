@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Sequence
+from datetime import timedelta
 
 from temporalio.client import Client
 
@@ -32,7 +33,8 @@ async def run_workers(config: settings.Config, control: bool, executors: list[st
 
         store = Store(config.db_url)
         store.migrate()
-        workers.append(control_worker(client, store, blobs, config.region, config.account_id, config.registry))
+        catchup = timedelta(minutes=config.pipeline_catchup_minutes)
+        workers.append(control_worker(client, store, blobs, config.region, config.account_id, config.registry, catchup))
     if executors:
         workers += executor_workers(
             client, executors, config.data_dir / "executor", blobs, config.registry, max_concurrent=max_concurrent

@@ -20,6 +20,10 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from engine.api.errors import ApiError
 from engine.builds.model import WORKFLOW_NAME, BuildInput, StepActionSignal, workflow_id
+
+if TYPE_CHECKING:
+    from engine.pipelines.model import PipelineRunInput
+    from engine.pipelines.schedules import PipelineSchedule
 from workers.contracts import CONTROL_QUEUE
 
 if TYPE_CHECKING:
@@ -126,6 +130,30 @@ class TemporalGateway:
             return True
 
         return self._call(cancel)
+
+    def apply_pipeline_schedule(self, want: PipelineSchedule, deleted: bool = False) -> str:
+        """Make a pipeline's Temporal schedule match its record (engine/pipelines/schedules.py)."""
+        from engine.pipelines.schedules import apply
+
+        return self._call(lambda client: apply(client, want, deleted))
+
+    def start_pipeline_run(self, run: PipelineRunInput) -> str:
+        """Start a pipeline run now (StartImagePipelineExecution): the same workflow a schedule
+        tick starts, with the build the API prepared."""
+        from engine.pipelines.model import RUN_WORKFLOW
+        from engine.pipelines.schedules import pipeline_name
+
+        assert run.build is not None
+        image_arn = run.build.context.image_arn
+        run_id = f"image-pipeline-run/{pipeline_name(run.pipeline_arn)}/{workflow_id(image_arn)}"
+
+        async def start(client: Client) -> str:
+            handle: WorkflowHandle[Any, Any] = await client.start_workflow(
+                RUN_WORKFLOW, run, id=run_id, task_queue=CONTROL_QUEUE
+            )
+            return str(handle.result_run_id)
+
+        return self._call(start)
 
     def close(self) -> None:
         self._loop.call_soon_threadsafe(self._loop.stop)

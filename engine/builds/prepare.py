@@ -107,6 +107,23 @@ def _parent_image(caller: Caller, parent: str) -> str:
     raise errors.invalid(f"parent image {parent} has no output to build from (state {rec.body.get('state')})")
 
 
+def resolved_dependencies(caller: Caller, params: dict[str, Any]) -> dict[str, str]:
+    """What the request's references resolve to now, keyed by the reference as written: the
+    recipe, an image ARN parent and each component (`x` wildcards pick the newest usable). Kept
+    on the image record (``_resolved``); a pipeline builds on dependency updates only when this
+    differs from its last build's."""
+    ref = params.get("containerRecipeArn") or params.get("imageRecipeArn")
+    kind = "container-recipe" if params.get("containerRecipeArn") else "image-recipe"
+    recipe = _resolve(caller, kind, str(ref))
+    resolved = {str(ref): recipe.arn}
+    parent = str(recipe.body.get("parentImage") or "")
+    if parent.startswith("arn:"):
+        resolved[parent] = _resolve(caller, "image", parent).arn
+    for entry in recipe.body.get("components") or []:
+        resolved[entry["componentArn"]] = _resolve(caller, "component", entry["componentArn"]).arn
+    return resolved
+
+
 def prepare_build(
     caller: Caller, params: dict[str, Any], build_type: str = "USER_INITIATED"
 ) -> tuple[Record, BuildInput]:
@@ -156,6 +173,7 @@ def prepare_build(
         "loggingConfiguration": params.get("loggingConfiguration"),
         "tags": params.get("tags") or {},
         "sourcePipelineArn": params.get("_pipelineArn"),
+        "_resolved": resolved_dependencies(caller, params),
     }
     executor = EXECUTOR_FOR_TYPE[image_type]
     context = BuildContext(

@@ -19,9 +19,8 @@ from engine.api.errors import ApiError
 from engine.api.handlers.executions import LIFECYCLE_EXECUTION, STEP_EXECUTION, WORKFLOW_EXECUTION
 from engine.api.handlers.workflows import check_workflow_configurations
 from engine.api.registry import operation
-from engine.resources import arns, filters, paging, versions
-from engine.resources.common import get_plain, owner_accounts, public, resolve, visible_accounts
-from engine.resources.policies import check_policy
+from engine.resources import arns, filters, paging, policies, versions
+from engine.resources.common import get_plain, listed, public, readable, resolve, visible_accounts
 from engine.store import Record
 
 if TYPE_CHECKING:
@@ -55,7 +54,7 @@ def get_image(ctx: RequestContext, arn_text: str) -> Record:
         found = [
             r
             for r in ctx.tx.find(KIND, accounts=[arn.account], name=arn.name, version=arn.version)
-            if r.account in visible_accounts(ctx)
+            if readable(r, visible_accounts(ctx))
         ]
         if not found or arn.region != ctx.region:
             raise errors.not_found(f"image {arn_text} does not exist")
@@ -118,7 +117,7 @@ def summary(rec: Record) -> dict[str, Any]:
 def list_images(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     owner = params.get("owner") or "Self"
     newest: dict[tuple[str, str, str], Record] = {}
-    for rec in ctx.tx.find(KIND, accounts=owner_accounts(ctx, owner)):  # oldest first: the last build wins
+    for rec in listed(ctx, KIND, owner):  # oldest first: the last build wins
         if status_of(rec) == "DELETED":
             continue
         # Deprecated managed images are hidden unless asked for; the caller's own always show.
@@ -160,7 +159,7 @@ def list_image_build_versions(ctx: RequestContext, params: dict[str, Any]) -> di
         records = [
             r
             for r in ctx.tx.find(KIND, accounts=[arn.account], name=arn.name)
-            if r.account in visible_accounts(ctx)
+            if readable(r, visible_accounts(ctx))
             and (r.version == arn.version or versions.matches(arn.version, r.version))
         ]
     else:
@@ -217,18 +216,13 @@ def delete_image(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
 @operation("PutImagePolicy")
 def put_image_policy(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     rec = _own_image(ctx, params["imageArn"])
-    check_policy(params["policy"])
-    ctx.tx.update(rec.with_body({**rec.body, "_policy": params["policy"]}))
+    policies.put(ctx, rec, params["policy"])
     return {"imageArn": rec.arn}
 
 
 @operation("GetImagePolicy")
 def get_image_policy(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    rec = get_image(ctx, params["imageArn"])
-    policy = rec.body.get("_policy")
-    if policy is None:
-        raise errors.not_found(f"{rec.arn} has no resource policy")
-    return {"policy": policy}
+    return {"policy": policies.get(ctx, get_image(ctx, params["imageArn"]))}
 
 
 @operation("ListImagePackages")

@@ -1,132 +1,50 @@
 """Image pipelines: create, get, list, update, delete, the images a pipeline produced, and
-manual starts. Schedules are validated here (EventBridge cron and rate expressions, IANA
-time zones); firing them is the pipeline schedule workflow's job, a later part."""
+manual starts. Schedule expressions are read by engine/pipelines/schedule_expr.py; each
+pipeline with one has a Temporal Schedule (engine/pipelines/schedules.py) that this module
+writes after the transaction commits. If Temporal cannot be reached then, the pipeline is
+still stored and answered; the control worker's reconciliation makes the schedule later."""
 
 from __future__ import annotations
 
-import re
+import logging
+from datetime import UTC, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from engine.api import errors
 from engine.api.context import RequestContext
 from engine.api.errors import ApiError
 from engine.api.handlers.images import KIND as IMAGE_KIND
-from engine.api.handlers.images import check_build_inputs, not_yet, summary
+from engine.api.handlers.images import check_build_inputs, summary
 from engine.api.registry import operation
+from engine.pipelines.model import DEPENDENCY_UPDATES
+from engine.pipelines.run import build_params
+from engine.pipelines.schedule_expr import (
+    Expression,
+    ScheduleExpressionError,
+    check_timezone,
+    next_fire_times,
+    parse,
+)
+from engine.pipelines.schedules import desired, new_version
 from engine.resources import arns, filters, paging
 from engine.resources.common import get_plain, public, resolve
 from engine.store import Record
 from engine.store.db import now_iso
 
 KIND = "image-pipeline"
-DEFAULT_START_CONDITION = "EXPRESSION_MATCH_AND_DEPENDENCY_UPDATES_AVAILABLE"
+DEFAULT_START_CONDITION = DEPENDENCY_UPDATES
+log = logging.getLogger(__name__)
 DEFAULT_TEST_TIMEOUT = 720  # stored and returned when not given; the timeout itself is documented as inactive
 
-# --- schedule expressions -----------------------------------------------------------------------
-
-_MONTHS = {
-    m: i + 1 for i, m in enumerate(["JAN", "FEB", "MAR", "APR", "MAY", "JUN", "JUL", "AUG", "SEP", "OCT", "NOV", "DEC"])
-}
-_DAYS = {d: i + 1 for i, d in enumerate(["SUN", "MON", "TUE", "WED", "THU", "FRI", "SAT"])}  # 1 = Sunday
+# --- schedules ----------------------------------------------------------------------------------
 
 
-class _Field:
-    def __init__(self, name: str, low: int, high: int, names: dict[str, int] | None = None, special: str = "") -> None:
-        self.name, self.low, self.high, self.names, self.special = name, low, high, names or {}, special
-
-    def number(self, text: str) -> int:
-        value = self.names.get(text.upper()) if not text.isdigit() else int(text)
-        if value is None or not self.low <= value <= self.high:
-            raise ValueError(f"{text!r} is not a {self.name} ({self.low}-{self.high})")
-        return value
-
-    def check(self, text: str) -> None:
-        if text == "?":
-            if "?" not in self.special:
-                raise ValueError(f"? is allowed only in day-of-month and day-of-week, not in {self.name}")
-            return
-        for item in text.split(","):
-            self._item(item)
-
-    def _item(self, item: str) -> None:
-        if not item:
-            raise ValueError(f"empty list entry in {self.name}")
-        upper = item.upper()
-        if ("L" in self.special and upper == "L") or ("W" in self.special and upper == "LW"):
-            return
-        if "W" in self.special and upper.endswith("W"):
-            self.number(item[:-1])
-            return
-        if "#" in self.special and "#" in item:
-            day, nth = item.split("#", 1)
-            self.number(day)
-            if not nth.isdigit() or not 1 <= int(nth) <= 5:
-                raise ValueError(f"{item!r}: the number after # is the week of the month, 1-5")
-            return
-        if "#" in self.special and upper.endswith("L"):  # day-of-week 6L: the last Friday
-            self.number(item[:-1])
-            return
-        base, _, step = item.partition("/")
-        if step and (not step.isdigit() or int(step) < 1):
-            raise ValueError(f"{item!r}: the increment after / must be a positive number")
-        if base == "*":
-            return
-        first, _, last = base.partition("-")
-        self.number(first)
-        if last:
-            self.number(last)
-
-
-_CRON_FIELDS = (
-    _Field("minute", 0, 59),
-    _Field("hour", 0, 23),
-    _Field("day-of-month", 1, 31, special="?LW"),
-    _Field("month", 1, 12, _MONTHS),
-    _Field("day-of-week", 1, 7, _DAYS, special="?L#"),
-    _Field("year", 1970, 2199),
-)
-_RATE = re.compile(r"^rate\(\s*(\d+)\s+([a-z]+)\s*\)$")
-_RATE_UNITS = ("minute", "hour", "day")
-
-
-def check_schedule_expression(expression: str) -> None:
-    text = expression.strip()
-    if text.startswith("rate("):
-        m = _RATE.match(text)
-        if not m:
-            raise errors.invalid(f"schedule expression {expression!r}: write rate(<number> <unit>), e.g. rate(1 day)")
-        value, unit = int(m[1]), m[2]
-        if value < 1:
-            raise errors.invalid(f"schedule expression {expression!r}: the rate must be at least 1")
-        singular = unit.removesuffix("s")
-        if singular not in _RATE_UNITS:
-            raise errors.invalid(f"schedule expression {expression!r}: the unit is minute(s), hour(s) or day(s)")
-        if (value == 1) != (unit == singular):
-            want = singular if value == 1 else singular + "s"
-            raise errors.invalid(f"schedule expression {expression!r}: write rate({value} {want})")
-        return
-    if not (text.startswith("cron(") and text.endswith(")")):
-        raise errors.invalid(
-            f"schedule expression {expression!r}: use cron(<minute> <hour> <day-of-month> <month> <day-of-week> "
-            "<year>) or rate(<number> <unit>)"
-        )
-    fields = text[5:-1].split()
-    if len(fields) != 6:
-        raise errors.invalid(
-            f"schedule expression {expression!r}: a cron expression has 6 fields (minute hour day-of-month month "
-            f"day-of-week year), this one has {len(fields)}"
-        )
-    for spec, field_text in zip(_CRON_FIELDS, fields, strict=True):
-        try:
-            spec.check(field_text)
-        except ValueError as exc:
-            raise errors.invalid(f"schedule expression {expression!r}: {exc}") from None
-    if (fields[2] == "?") == (fields[4] == "?"):
-        raise errors.invalid(
-            f"schedule expression {expression!r}: exactly one of day-of-month and day-of-week must be ? "
-            "(constrain one of them, e.g. cron(0 8 1 * ? *) or cron(0 8 ? * MON *))"
-        )
+def check_schedule_expression(expression: str) -> Expression:
+    """The expression parsed, or InvalidRequestException saying what is wrong with it."""
+    try:
+        return parse(expression)
+    except ScheduleExpressionError as exc:
+        raise errors.invalid(f"schedule expression {expression!r}: {exc}") from None
 
 
 def _schedule(schedule: dict[str, Any] | None) -> dict[str, Any] | None:
@@ -138,9 +56,9 @@ def _schedule(schedule: dict[str, Any] | None) -> dict[str, Any] | None:
     check_schedule_expression(expression)
     timezone = schedule.get("timezone") or "UTC"
     try:
-        ZoneInfo(timezone)
-    except (ZoneInfoNotFoundError, ValueError):
-        raise errors.invalid(f"schedule.timezone {timezone!r} is not an IANA time zone (e.g. Etc/UTC)") from None
+        check_timezone(timezone)
+    except ScheduleExpressionError as exc:
+        raise errors.invalid(f"schedule.timezone: {exc}") from None
     result = {
         **schedule,
         "timezone": timezone,
@@ -203,15 +121,56 @@ def create_image_pipeline(ctx: RequestContext, params: dict[str, Any]) -> dict[s
         "dateUpdated": now,
         "consecutiveFailures": 0,
         "tags": params.get("tags") or {},
+        "_scheduleVersion": new_version(),
+        "_scheduleAnchor": now,
     }
     ctx.tx.insert(Record(arn=arn, kind=KIND, account=ctx.account, name=norm, body=body, created=now))
+    _sync_after_commit(ctx, body)
     return {"clientToken": params["clientToken"], "imagePipelineArn": arn}
+
+
+def _sync_after_commit(ctx: RequestContext, body: dict[str, Any], deleted: bool = False) -> None:
+    """Apply the pipeline's Temporal schedule once the record is committed. A Temporal that
+    cannot be reached does not fail the request: the record is the truth, and the control
+    worker's reconciliation applies it when Temporal is back."""
+    if ctx.dry_run:
+        return
+    services, want = ctx.services, desired(body, timedelta(minutes=ctx.config.pipeline_catchup_minutes))
+
+    def sync() -> None:
+        try:
+            services.temporal.apply_pipeline_schedule(want, deleted=deleted)
+        except ApiError as exc:
+            log.warning("schedule of %s left to reconciliation: %s", body["arn"], exc.message)
+
+    ctx.after_commit.append(sync)
+
+
+def _shown(ctx: RequestContext, body: dict[str, Any]) -> dict[str, Any]:
+    """A pipeline as Get and List show it: with its last run's image status and next run."""
+    shown = public(body)
+    last = body.get("_lastImageArn")
+    if last:
+        image = ctx.tx.get(str(last), IMAGE_KIND)
+        if image is not None:
+            shown["lastRunStatus"] = (image.body.get("state") or {}).get("status")
+    schedule = body.get("schedule") or {}
+    if schedule.get("scheduleExpression") and body.get("status") == "ENABLED":
+        try:
+            anchor = datetime.fromisoformat(str(body.get("_scheduleAnchor") or body["dateUpdated"]))
+            expression = parse(schedule["scheduleExpression"])
+            upcoming = next_fire_times(expression, datetime.now(UTC), schedule.get("timezone") or "UTC", anchor)
+        except ScheduleExpressionError:
+            upcoming = []
+        if upcoming:
+            shown["dateNextRun"] = upcoming[0].strftime("%Y-%m-%dT%H:%M:%S.000Z")
+    return shown
 
 
 @operation("GetImagePipeline")
 def get_image_pipeline(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     rec = get_plain(ctx, KIND, params["imagePipelineArn"])
-    return {"imagePipeline": public(rec.body)}
+    return {"imagePipeline": _shown(ctx, rec.body)}
 
 
 _FILTERS: dict[str, filters.Getter] = {
@@ -226,7 +185,7 @@ _FILTERS: dict[str, filters.Getter] = {
 
 @operation("ListImagePipelines")
 def list_image_pipelines(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    bodies = [public(r.body) for r in ctx.tx.find(KIND, accounts=[ctx.account])]
+    bodies = [_shown(ctx, r.body) for r in ctx.tx.find(KIND, accounts=[ctx.account])]
     bodies = filters.apply(bodies, params.get("filters"), _FILTERS)
     chunk, token = paging.page(bodies, params)
     return {"imagePipelineList": chunk, "nextToken": token}
@@ -246,8 +205,15 @@ def update_image_pipeline(ctx: RequestContext, params: dict[str, Any]) -> dict[s
     settings = _settings(ctx, params)
     # An update replaces the pipeline's settings (members left out are cleared, as in AWS);
     # a changed pipeline starts its failure count afresh.
-    body = {**rec.body, **settings, "dateUpdated": now_iso(), "consecutiveFailures": 0}
+    now = now_iso()
+    body = {**rec.body, **settings, "dateUpdated": now, "consecutiveFailures": 0, "_scheduleVersion": new_version()}
+    body.pop("_disabledReason", None)
+    # A rate counts from when it was set: a new expression starts a new count.
+    old_expression = (rec.body.get("schedule") or {}).get("scheduleExpression")
+    if (settings.get("schedule") or {}).get("scheduleExpression") != old_expression:
+        body["_scheduleAnchor"] = now
     ctx.tx.update(rec.with_body(body))
+    _sync_after_commit(ctx, body)
     return {"clientToken": params["clientToken"], "imagePipelineArn": rec.arn}
 
 
@@ -258,6 +224,7 @@ def delete_image_pipeline(ctx: RequestContext, params: dict[str, Any]) -> dict[s
         raise ApiError("ForbiddenException", f"{rec.arn} is not owned by this account")
     # Images it built stay (they keep naming the pipeline as their source); running builds go on.
     ctx.tx.delete(rec.arn)
+    _sync_after_commit(ctx, rec.body, deleted=True)
     return {"imagePipelineArn": rec.arn}
 
 
@@ -278,7 +245,33 @@ def list_image_pipeline_images(ctx: RequestContext, params: dict[str, Any]) -> d
 
 @operation("StartImagePipelineExecution")
 def start_image_pipeline_execution(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
+    """Run the pipeline now, whatever its status and start condition: the image record is made
+    here (its ARN is the answer) and the same ImagePipelineRun workflow a tick starts builds it."""
+    from engine.builds.prepare import Caller, prepare_build
+    from engine.pipelines.model import PipelineRunInput
+
     rec = get_plain(ctx, KIND, params["imagePipelineArn"])
+    if rec.account != ctx.account:
+        raise ApiError("ForbiddenException", f"{rec.arn} is not owned by this account")
     # What the pipeline names must still exist; a disabled pipeline can still be started by hand.
     check_build_inputs(ctx, rec.body)
-    raise not_yet("StartImagePipelineExecution")
+    caller = Caller(ctx.account, ctx.region, ctx.tx, ctx.services.blobs, ctx.config.registry)
+    image, build = prepare_build(caller, build_params(rec.body, params.get("tags")), "USER_INITIATED")
+    ctx.tx.update(rec.with_body({**rec.body, "dateLastRun": now_iso(), "_lastImageArn": image.arn}))
+    if not ctx.dry_run:
+        services, run = ctx.services, PipelineRunInput(rec.arn, build)
+
+        def start() -> None:
+            try:
+                services.temporal.start_pipeline_run(run)
+            except ApiError as exc:  # the record must not stay PENDING forever
+                with services.store.transaction(write=True) as tx:
+                    current = tx.get(image.arn, IMAGE_KIND)
+                    if current is not None:
+                        tx.update(
+                            current.with_body({**current.body, "state": {"status": "FAILED", "reason": exc.message}})
+                        )
+                raise
+
+        ctx.after_commit.append(start)
+    return {"clientToken": params["clientToken"], "imagePipelineArn": rec.arn, "imageBuildVersionArn": image.arn}
