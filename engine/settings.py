@@ -48,6 +48,13 @@ SETTINGS: tuple[Setting, ...] = (
     ),
     Setting("log_level", "info", "log level: debug, info, warning, error"),
     Setting("registry", "127.0.0.1:5000", "container registry (host:port) images are pushed to"),
+    Setting(
+        "vulnerability_database",
+        "",
+        "offline vulnerability data for image scans: OSV JSON (file, zip or folder) or Debian security tracker JSON",
+    ),
+    Setting("scanners", "auto", "image scanners: auto (the database if set, trivy/grype if installed), or a list"),
+    Setting("event_endpoints", "", "JSON file mapping SNS topic ARNs (or *) to webhook URLs that receive build events"),
     Setting("s3_endpoint_url", "", "S3-compatible endpoint for s3:// URIs (MinIO, Ceph RGW); empty: AWS default"),
 )
 
@@ -69,6 +76,9 @@ class Config:
     pipeline_catchup_minutes: int
     log_level: str
     registry: str
+    vulnerability_database: str
+    scanners: str
+    event_endpoints: str
     s3_endpoint_url: str
 
     @property

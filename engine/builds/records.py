@@ -10,6 +10,7 @@ from typing import Any
 from temporalio import activity
 
 from engine.builds.model import ExecutionRecord, ImageStateUpdate
+from engine.events import hooks
 from engine.store import Record, Store
 from engine.store.db import now_iso
 
@@ -42,6 +43,7 @@ class RecordActivities:
                 body["buildExecutionEnded"] = now_iso()
             body["dateUpdated"] = now_iso()
             tx.update(rec.with_body(body))
+            hooks.image_state_written(tx, rec, body)  # events, scan request (engine/events/hooks.py)
 
     @activity.defn(name="SaveExecution")
     async def save_execution(self, record: ExecutionRecord) -> None:
@@ -63,6 +65,7 @@ class RecordActivities:
                 )
             else:
                 tx.update(existing.with_body({**existing.body, **record.body}))
+            hooks.execution_written(tx, record, existing)  # step and workflow events
 
     def all(self) -> list[Any]:
         return [self.set_image_state, self.save_execution]

@@ -49,6 +49,7 @@ from workers.contracts import (
     host_queue,
 )
 from workers.errors import InfrastructureError, NotSupported, StepFailed
+from workers.executors import docker_inventory
 from workers.executors.base import Executor, ExecutorSettings, StepRuntime
 from workers.executors.docker_build import (
     KEEPALIVE,
@@ -390,7 +391,7 @@ class DockerExecutor(Executor, kind="docker"):
         raise NotSupported("CreateImage is for machine images; ExecuteComponents already built the container image")
 
     def collect_image_metadata(self, request: StepRequest, runtime: StepRuntime) -> StepResult:
-        raise NotSupported("CollectImageMetadata is for machine images only")
+        return docker_inventory.collect_image_metadata(self, request)
 
     def sanitize_instance(self, request: StepRequest, runtime: StepRuntime) -> StepResult:
         raise NotSupported("SanitizeInstance is for machine images only")
