@@ -35,11 +35,19 @@ class LifecycleExecutionWorkflow:
     @workflow.run
     async def run(self, request: LifecycleRunRequest) -> LifecycleRunResult:
         execution_id = request.execution_id or f"lce-{workflow.uuid4()}"
+        try:
+            return await self._run(request, execution_id)
+        except asyncio.CancelledError:
+            # Cancelled while waiting for updateAt or between two images: what was done stays done.
+            await self._finish(FinishRequest(execution_id, "CANCELLED", "cancelled by CancelLifecycleExecution"))
+            raise
+
+    async def _run(self, request: LifecycleRunRequest, execution_id: str) -> LifecycleRunResult:
         update = request.state_update
         if update is not None and update.update_at:
             wait = parse_time(update.update_at) - workflow.now()
             if wait.total_seconds() > 0:
-                await workflow.sleep(wait)  # a cancellation here ends it before anything changed
+                await workflow.sleep(wait)
         plan: Plan = await workflow.execute_activity(
             "PlanLifecycleExecution",
             PlanRequest(request, execution_id, workflow.info().workflow_id, _iso(workflow.now())),
@@ -48,8 +56,8 @@ class LifecycleExecutionWorkflow:
             result_type=Plan,
         )
         if request.dry_run or plan.skip_reason:
-            return LifecycleRunResult(execution_id, "SKIPPED" if plan.skip_reason else "DRY_RUN", plan.actions,
-                                      reason=plan.skip_reason)  # fmt: skip
+            status = "SKIPPED" if plan.skip_reason else "DRY_RUN"
+            return LifecycleRunResult(execution_id, status, plan.actions, reason=plan.skip_reason)
         results: list[ActionResult] = []
         try:
             for action in plan.actions:
@@ -61,9 +69,6 @@ class LifecycleExecutionWorkflow:
                     result_type=ActionResult,
                 )
                 results.append(result)
-        except asyncio.CancelledError:
-            await self._finish(FinishRequest(execution_id, "CANCELLED", "cancelled by CancelLifecycleExecution"))
-            raise
         except ActivityError as exc:
             reason = str(exc.cause or exc)
             await self._finish(FinishRequest(execution_id, "FAILED", reason))
