@@ -92,7 +92,8 @@ def test_deprecate_disable_delete_most_severe_wins() -> None:
     )
     # 1 is young; 6 is tagged to keep; 8 is still building; a FAILED build never counts as retained.
     assert actions(got) == {2: "DEPRECATE", 3: "DISABLE", 4: "DELETE", 5: "DELETE", 7: "DELETE"}
-    assert [d.image_arn.rsplit("/", 1)[1] for d in got] == ["2", "3", "7", "4", "5"]  # newest first (ties: higher build)
+    # Newest first; on equal creation times the higher build first.
+    assert [d.image_arn.rsplit("/", 1)[1] for d in got] == ["2", "3", "7", "4", "5"]
     by_build = {int(d.image_arn.rsplit("/", 1)[1]): d for d in got}
     assert by_build[2].reason == "older than 7 days"
     assert by_build[7].reason == "a FAILED build (never retained)"
@@ -173,7 +174,9 @@ def test_ami_exclusions_skip_amis_not_the_image() -> None:
     assert skipped["ami-launched"] == "the AMI was launched within the last 7 days"
     assert ami_exclusion(None, amis[0], NOW) is None
     # Without includeResources.amis the AMIs are not touched, so none is reported skipped.
-    got = evaluate(policy(rule("DELETE", "AGE", 10, "DAYS", include={}, amis=exclusions)), [image(1, 30, amis=amis)], NOW)
+    got = evaluate(
+        policy(rule("DELETE", "AGE", 10, "DAYS", include={}, amis=exclusions)), [image(1, 30, amis=amis)], NOW
+    )
     assert got[0].skipped_amis == ()
 
 
