@@ -37,6 +37,7 @@ VERBS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "worker": (_worker, "run Temporal workers: the control worker and executors"),
     "toe": (_toe, "validate and run component documents (awstoe-compatible)"),
     "parent-image": (lambda a: __import__("engine.parent_image_cli", fromlist=["_"]).main(a), "offline base images"),
+    "keys": (lambda a: __import__("engine.api.auth.cli", fromlist=["_"]).main(a), "API access keys"),
 }
 
 

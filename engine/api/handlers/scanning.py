@@ -1,8 +1,7 @@
 """Image scan findings and their aggregations, and the marketplace lookup (there is none on-prem).
 
-Findings are written by the test stage's scan step as records of kind "image-scan-finding"
-(name = a finding id, parent = the image build version ARN, body shaped like
-ImageScanFinding); until scans run the lists are empty.
+Findings are written by the scan jobs (engine/scanning/jobs.py) as records of kind
+"image-scan-finding" (parent = the image build version ARN, body shaped like ImageScanFinding).
 """
 
 from __future__ import annotations
@@ -31,13 +30,24 @@ _FILTERS: dict[str, filters.Getter] = {
 }
 
 
-def _findings(ctx: RequestContext) -> list[dict[str, Any]]:
-    return [public(r.body) for r in ctx.tx.find(KIND, accounts=[ctx.account])]
+def _findings(ctx: RequestContext, images: list[str] | None = None) -> list[dict[str, Any]]:
+    if images is None:
+        records = ctx.tx.find(KIND, accounts=[ctx.account])
+    else:  # the parent index: one image's findings without reading the account's
+        records = [r for arn in dict.fromkeys(images) for r in ctx.tx.find(KIND, accounts=[ctx.account], parent=arn)]
+    return [public(r.body) for r in records]
+
+
+def _image_filter(flts: list[dict[str, Any]] | None) -> list[str] | None:
+    for f in flts or []:
+        if f.get("name") == "imageBuildVersionArn" and f.get("values"):
+            return [str(v) for v in f["values"]]
+    return None
 
 
 @operation("ListImageScanFindings")
 def list_image_scan_findings(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    found = filters.apply(_findings(ctx), params.get("filters"), _FILTERS)
+    found = filters.apply(_findings(ctx, _image_filter(params.get("filters"))), params.get("filters"), _FILTERS)
     chunk, token = paging.page(found, params)
     return {"findings": chunk, "nextToken": token}
 
@@ -66,17 +76,19 @@ def list_image_scan_finding_aggregations(ctx: RequestContext, params: dict[str, 
     """The filter's name is the key findings are grouped by and its values restrict the keys;
     without a filter there is one aggregation for the account."""
     flt = params.get("filter")
-    findings = _findings(ctx)
     if flt is None:
+        findings = _findings(ctx)
         aggregation_type = "accountId"
         groups: dict[str, list[dict[str, Any]]] = {ctx.account: findings} if findings else {}
     else:
         aggregation_type = str(flt.get("name"))
-        if aggregation_type not in _AGGREGATIONS or aggregation_type == "accountId":
+        if aggregation_type not in _AGGREGATIONS:
             raise errors.invalid(
-                f"unknown aggregation filter {aggregation_type!r}; use imageBuildVersionArn, imagePipelineArn "
-                "or vulnerabilityId"
+                f"unknown aggregation filter {aggregation_type!r}; use accountId, imageBuildVersionArn, "
+                "imagePipelineArn or vulnerabilityId"
             )
+        images = [str(v) for v in flt.get("values") or []] if aggregation_type == "imageBuildVersionArn" else None
+        findings = _findings(ctx, images or None)
         wanted = set(flt.get("values") or [])
         key_of = _AGGREGATIONS[aggregation_type][2]
         groups = {}
