@@ -408,7 +408,9 @@ def test_list_container_recipes_policy_delete(ib: Any) -> None:
     assert rest["containerRecipeSummaryList"][0]["platform"] == "Linux"
     err = fails(ib.list_container_recipes, owner="ThirdParty")
     assert error_code(err) == "InvalidRequestException"
-    r = ib.put_container_recipe_policy(containerRecipeArn=arns[0], policy=POLICY)
+    r = ib.put_container_recipe_policy(
+        containerRecipeArn=arns[0], policy=POLICY.replace("GetImageRecipe", "GetContainerRecipe")
+    )
     check_output("PutContainerRecipePolicy", r)
     got = ib.get_container_recipe_policy(containerRecipeArn=arns[0])
     check_output("GetContainerRecipePolicy", got)

@@ -10,7 +10,7 @@ from engine.api.context import RequestContext
 from engine.api.errors import ApiError
 from engine.api.registry import operation
 from engine.resources import arns, filters, paging, policies, versions
-from engine.resources.common import owned, owner_accounts, public, refuse_if_used, resolve
+from engine.resources.common import listing, owned, public, readable, refuse_if_used, resolve, visible_accounts
 from engine.store import Record
 
 KIND = "component"
@@ -120,10 +120,12 @@ _FILTERS: dict[str, filters.Getter] = {
 def list_components(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     """The newest build of each version (of each name, with byName), walked in key order so a
     page costs the same at any depth."""
-    accounts = owner_accounts(ctx, params.get("owner"))
+    accounts, shown = listing(ctx, KIND, params.get("owner"))
     keep = filters.matcher(params.get("filters"), _FILTERS)
 
     def convert(rec: Record) -> dict[str, Any] | None:
+        if not shown(rec):
+            return None
         entry = _version_entry(rec)
         return entry if keep(entry) else None
 
@@ -144,7 +146,7 @@ def list_component_build_versions(ctx: RequestContext, params: dict[str, Any]) -
         records = [
             r
             for r in ctx.tx.find(KIND, accounts=[arn.account], name=arn.name)
-            if r.account in (ctx.account, arns.MANAGED_ACCOUNT) and versions.matches(arn.version, r.version)
+            if readable(r, visible_accounts(ctx)) and versions.matches(arn.version, r.version)
         ]
     else:
         records = ctx.tx.find(KIND, accounts=[ctx.account])
@@ -208,4 +210,4 @@ def put_component_policy(ctx: RequestContext, params: dict[str, Any]) -> dict[st
 
 @operation("GetComponentPolicy")
 def get_component_policy(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    return {"policy": policies.get(resolve(ctx, KIND, params["componentArn"], allow_wildcard=False))}
+    return {"policy": policies.get(ctx, resolve(ctx, KIND, params["componentArn"], allow_wildcard=False))}

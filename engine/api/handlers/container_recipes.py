@@ -16,7 +16,7 @@ from engine.api.context import RequestContext
 from engine.api.errors import ApiError
 from engine.api.registry import operation
 from engine.resources import arns, filters, paging, policies, recipes
-from engine.resources.common import owned, owner_accounts, public, refuse_if_used, resolve
+from engine.resources.common import listed, owned, public, refuse_if_used, resolve
 from engine.store import Record
 from engine.store.db import now_iso
 
@@ -178,7 +178,7 @@ def list_container_recipes(ctx: RequestContext, params: dict[str, Any]) -> dict[
     owner = params.get("owner")
     if owner not in (None, "Self", "Shared", "Amazon"):
         raise errors.invalid(f"owner {owner!r}: container recipes are owned by Self, Shared or Amazon")
-    records = ctx.tx.find(KIND, accounts=owner_accounts(ctx, owner))
+    records = listed(ctx, KIND, owner)
     entries = filters.apply([_summary(r) for r in records], params.get("filters"), _FILTERS)
     chunk, token = paging.page(entries, params)
     return {"containerRecipeSummaryList": chunk, "nextToken": token}
@@ -206,4 +206,4 @@ def put_container_recipe_policy(ctx: RequestContext, params: dict[str, Any]) -> 
 
 @operation("GetContainerRecipePolicy")
 def get_container_recipe_policy(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    return {"policy": policies.get(resolve(ctx, KIND, params["containerRecipeArn"], allow_wildcard=False))}
+    return {"policy": policies.get(ctx, resolve(ctx, KIND, params["containerRecipeArn"], allow_wildcard=False))}

@@ -13,7 +13,7 @@ from engine.api.context import RequestContext
 from engine.api.errors import ApiError
 from engine.api.registry import operation
 from engine.resources import arns, filters, paging, policies, recipes
-from engine.resources.common import owned, owner_accounts, public, refuse_if_used, resolve
+from engine.resources.common import listed, owned, public, refuse_if_used, resolve
 from engine.store import Record
 from engine.store.db import now_iso
 
@@ -109,7 +109,7 @@ _FILTERS: dict[str, filters.Getter] = {
 
 @operation("ListImageRecipes")
 def list_image_recipes(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    records = ctx.tx.find(KIND, accounts=owner_accounts(ctx, params.get("owner")))
+    records = listed(ctx, KIND, params.get("owner"))
     entries = filters.apply([_summary(r) for r in records], params.get("filters"), _FILTERS)
     chunk, token = paging.page(entries, params)
     return {"imageRecipeSummaryList": chunk, "nextToken": token}
@@ -137,4 +137,4 @@ def put_image_recipe_policy(ctx: RequestContext, params: dict[str, Any]) -> dict
 
 @operation("GetImageRecipePolicy")
 def get_image_recipe_policy(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    return {"policy": policies.get(resolve(ctx, KIND, params["imageRecipeArn"], allow_wildcard=False))}
+    return {"policy": policies.get(ctx, resolve(ctx, KIND, params["imageRecipeArn"], allow_wildcard=False))}

@@ -8,7 +8,7 @@ from engine.api import errors
 from engine.api.context import RequestContext
 from engine.api.registry import operation
 from engine.resources import arns
-from engine.resources.common import visible_accounts
+from engine.resources.common import readable, visible_accounts
 from engine.store import Record
 
 TAGGABLE = frozenset(
@@ -31,7 +31,7 @@ def _taggable(ctx: RequestContext, arn_text: str) -> Record:
     if arn.kind not in TAGGABLE:
         raise errors.ApiError("InvalidParameterException", f"{arn.kind} resources do not take tags")
     rec = ctx.tx.get(arn_text)
-    if rec is None or rec.account not in visible_accounts(ctx):
+    if rec is None or not readable(rec, visible_accounts(ctx)):
         raise errors.not_found(f"{arn_text} does not exist")
     return rec
 
