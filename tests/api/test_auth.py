@@ -24,7 +24,7 @@ from botocore.awsrequest import AWSRequest
 from botocore.credentials import Credentials
 from botocore.exceptions import ClientError
 
-from engine.api.auth.keys import add_key, read_keys_file, write_keys_file
+from engine.api.auth.keys import add_key, provision_first_key, read_keys_file, write_keys_file
 from tests.api.conftest import (
     ACCOUNT,
     CREDENTIALS,
@@ -307,3 +307,29 @@ def test_a_missing_master_key_stops_the_server_at_start(tmp_path: Path) -> None:
     elsewhere = tmp_path / "nowhere" / "master.key"
     with pytest.raises(RuntimeError, match=r"master key .*nowhere.* is missing"):
         start_server(tmp_path, env={"IMAGEBUILDER_MASTER_KEY_FILE": str(elsewhere)})
+
+
+def test_the_first_key_of_imagebuilder_up_works_with_the_aws_cli(tmp_path: Path) -> None:
+    import argparse
+    import os
+
+    from engine import settings
+    from engine.up import _credentials_hint
+
+    config = settings.load(argparse.Namespace(data_dir=str(tmp_path)))
+    first = provision_first_key(config.keys_path, config.master_key_path, config.account_id)
+    assert first is not None and provision_first_key(config.keys_path, config.master_key_path, "1" * 12) is None
+    hint = _credentials_hint(config, first)
+    assert f"AWS_SHARED_CREDENTIALS_FILE={first[1].resolve()}" in hint and first[0] in hint
+    assert oct(first[1].stat().st_mode & 0o777) == "0o600"
+    srv = start_server(tmp_path)
+    try:
+        env = {k: v for k, v in os.environ.items() if not k.startswith("AWS_")}
+        env.update(AWS_SHARED_CREDENTIALS_FILE=str(first[1]), AWS_DEFAULT_REGION=REGION, AWS_PAGER="")
+        cmd = [sys.executable, "-m", "awscli", "imagebuilder", "create-infrastructure-configuration", "--name"]
+        cmd += ["cli-first-key", "--instance-profile-name", "p", "--endpoint-url", srv.url, "--output", "json"]
+        done = subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=60, check=False)
+        assert done.returncode == 0, done.stderr
+        assert json.loads(done.stdout)["infrastructureConfigurationArn"].split(":")[4] == ACCOUNT
+    finally:
+        stop_server(srv)
