@@ -50,7 +50,10 @@ def mine(server: Server) -> dict[str, str]:
     )
     infra = ib.create_infrastructure_configuration(name="iso-infra", instanceProfileName="builder")
     dist = ib.create_distribution_configuration(
-        name="iso-dist", distributions=[{"region": "us-east-1", "amiDistributionConfiguration": {"name": "iso {{ imagebuilder:buildDate }}"}}]
+        name="iso-dist",
+        distributions=[
+            {"region": "us-east-1", "amiDistributionConfiguration": {"name": "iso {{ imagebuilder:buildDate }}"}}
+        ],
     )
     workflow = ib.create_workflow(name="iso-wf", semanticVersion="1.0.0", type="BUILD", data=WORKFLOW)
     lifecycle = ib.create_lifecycle_policy(
