@@ -125,9 +125,14 @@ class PipelineActivities:
         """Count the outcome; True if it disabled the pipeline (whose schedule is then paused)."""
         disabled = await asyncio.to_thread(self._record, outcome)
         if disabled is not None:
+            from temporalio.service import RPCError
+
             from engine.pipelines.schedules import apply, desired
 
-            await apply(activity.client(), desired(disabled, self.catchup))
+            try:
+                await apply(activity.client(), desired(disabled, self.catchup))
+            except RPCError as exc:  # the record says DISABLED (ticks skip); reconciliation pauses it
+                log.warning("schedule of %s not paused now: %s", outcome.pipeline_arn, exc)
         return disabled is not None
 
     def _record(self, outcome: PipelineRunOutcome) -> dict[str, Any] | None:
