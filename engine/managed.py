@@ -36,11 +36,15 @@ OWNER = "Amazon"
 #: managed container image, so recipes can name it by ARN like one of Image Builder's own.
 PARENT_IMAGE_NAME = "debian-12-container"
 PARENT_IMAGE_VERSION = "12.0.0"
+#: The offline bootable Debian qcow2 (`imagebuilder parent-image bootstrap --vm`) as a managed
+#: machine image; each libvirt worker makes or reuses it from its cache when a build needs it.
+VM_PARENT_IMAGE_NAME = "debian-12"
+VM_PARENT_DISK = "vm-parent:debian-12"
 
 
-def parent_image_arn(region: str) -> str:
-    """The version-wildcard ARN users write as a container recipe's parentImage."""
-    return arns.build(region, arns.MANAGED_ACCOUNT, "image", PARENT_IMAGE_NAME, "x.x.x")
+def parent_image_arn(region: str, name: str = PARENT_IMAGE_NAME) -> str:
+    """The version-wildcard ARN users write as a recipe's parentImage."""
+    return arns.build(region, arns.MANAGED_ACCOUNT, "image", name, "x.x.x")
 
 
 @dataclass(frozen=True)
@@ -136,45 +140,65 @@ def _seed_workflows(ctx: RequestContext) -> list[str]:
     return created
 
 
-def _parent_image_body(region: str) -> dict[str, Any]:
-    return {
-        "name": PARENT_IMAGE_NAME,
-        "type": "DOCKER",
-        "platform": "Linux",
-        "osVersion": "Debian 12",
-        "description": "Debian 12 minbase, debootstrapped offline and imported as a Docker image",
-        "state": {"status": "AVAILABLE"},
-        "owner": OWNER,
-        "buildType": "IMPORT",
-        "imageSource": "AMAZON_MANAGED",
-        "outputResources": {"containers": [{"region": region, "imageUris": [DEFAULT_TAG]}]},
-        "tags": {},
-    }
+def _parent_image_bodies(region: str) -> list[dict[str, Any]]:
+    common = {"platform": "Linux", "osVersion": "Debian 12", "state": {"status": "AVAILABLE"}, "owner": OWNER,
+              "buildType": "IMPORT", "imageSource": "AMAZON_MANAGED", "tags": {}}  # fmt: skip
+    return [
+        {
+            **common,
+            "name": PARENT_IMAGE_NAME,
+            "type": "DOCKER",
+            "description": "Debian 12 minbase, debootstrapped offline and imported as a Docker image",
+            "outputResources": {"containers": [{"region": region, "imageUris": [DEFAULT_TAG]}]},
+        },
+        {
+            **common,
+            "name": VM_PARENT_IMAGE_NAME,
+            "type": "AMI",
+            "description": "Debian 12 with a kernel, systemd, sshd and cloud-init, debootstrapped offline "
+            "into a bootable qcow2",
+            "outputResources": {
+                "amis": [
+                    {
+                        "region": region,
+                        "image": "ami-0debian12offline",
+                        "name": "debian-12",
+                        "state": {"status": "AVAILABLE"},
+                        "accountId": arns.MANAGED_ACCOUNT,
+                        "_disk": VM_PARENT_DISK,
+                    }
+                ]
+            },
+        },
+    ]
 
 
 def _seed_images(ctx: RequestContext) -> list[str]:
-    """The managed parent image record; a changed description becomes a new build of its version."""
-    body = _parent_image_body(ctx.region)
-    digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
-    current = _current(ctx.tx, "image", PARENT_IMAGE_NAME, PARENT_IMAGE_VERSION)
-    if current is not None and current.body.get("_digest") == digest:
-        return []
-    norm = arns.normalize_name(PARENT_IMAGE_NAME)
-    build_no = ctx.tx.next_build("image", arns.MANAGED_ACCOUNT, norm, PARENT_IMAGE_VERSION)
-    arn = arns.build(ctx.region, arns.MANAGED_ACCOUNT, "image", PARENT_IMAGE_NAME, PARENT_IMAGE_VERSION, build_no)
-    record = ctx.tx.insert(
-        Record(
-            arn=arn,
-            kind="image",
-            account=arns.MANAGED_ACCOUNT,
-            name=norm,
-            version=PARENT_IMAGE_VERSION,
-            build=build_no,
-            body={**body, "arn": arn, "version": f"{PARENT_IMAGE_VERSION}/{build_no}", "_digest": digest},
+    """The managed parent image records; a changed body becomes a new build of its version."""
+    created = []
+    for body in _parent_image_bodies(ctx.region):
+        name = body["name"]
+        digest = hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()
+        current = _current(ctx.tx, "image", name, PARENT_IMAGE_VERSION)
+        if current is not None and current.body.get("_digest") == digest:
+            continue
+        norm = arns.normalize_name(name)
+        build_no = ctx.tx.next_build("image", arns.MANAGED_ACCOUNT, norm, PARENT_IMAGE_VERSION)
+        arn = arns.build(ctx.region, arns.MANAGED_ACCOUNT, "image", name, PARENT_IMAGE_VERSION, build_no)
+        record = ctx.tx.insert(
+            Record(
+                arn=arn,
+                kind="image",
+                account=arns.MANAGED_ACCOUNT,
+                name=norm,
+                version=PARENT_IMAGE_VERSION,
+                build=build_no,
+                body={**body, "arn": arn, "version": f"{PARENT_IMAGE_VERSION}/{build_no}", "_digest": digest},
+            )
         )
-    )
-    ctx.tx.update(record.with_body({**record.body, "dateCreated": record.created}))
-    return [arn]
+        ctx.tx.update(record.with_body({**record.body, "dateCreated": record.created}))
+        created.append(arn)
+    return created
 
 
 def seed(config: Config, store: Store) -> Seeded:

@@ -56,6 +56,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("scanners", "auto", "image scanners: auto (the database if set, trivy/grype if installed), or a list"),
     Setting("event_endpoints", "", "JSON file mapping SNS topic ARNs (or *) to webhook URLs that receive build events"),
     Setting("s3_endpoint_url", "", "S3-compatible endpoint for s3:// URIs (MinIO, Ceph RGW); empty: AWS default"),
+    Setting(
+        "export_dir",
+        "",
+        "where disk exports go when no S3 endpoint is set: <export_dir>/<bucket>/<prefix>; default data_dir/exports",
+    ),
+    Setting("import_dir", "", "the one folder ImportVmImage may read disk files from; default data_dir/imports"),
 )
 
 
@@ -80,6 +86,8 @@ class Config:
     scanners: str
     event_endpoints: str
     s3_endpoint_url: str
+    export_dir: str
+    import_dir: str
 
     @property
     def db_url(self) -> str:

@@ -8,6 +8,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from datetime import timedelta
+from pathlib import Path
 
 from temporalio.client import Client
 
@@ -37,7 +38,15 @@ async def run_workers(config: settings.Config, control: bool, executors: list[st
         workers.append(control_worker(client, store, blobs, config.region, config.account_id, config.registry, catchup))
     if executors:
         workers += executor_workers(
-            client, executors, config.data_dir / "executor", blobs, config.registry, max_concurrent=max_concurrent
+            client,
+            executors,
+            config.data_dir / "executor",
+            blobs,
+            config.registry,
+            max_concurrent=max_concurrent,
+            export_dir=Path(config.export_dir) if config.export_dir else config.data_dir / "exports",
+            s3_endpoint_url=config.s3_endpoint_url,
+            import_dir=Path(config.import_dir) if config.import_dir else config.data_dir / "imports",
         )
     if not workers:
         raise SystemExit("nothing to run: give --control and/or --executors")

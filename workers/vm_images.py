@@ -381,3 +381,25 @@ def _sha256(path: Path) -> str:
         while chunk := f.read(1 << 20):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+#: Managed machine parent images (engine/managed.py names them "vm-parent:<name>") -> Debian suite.
+MANAGED_PARENTS = {"debian-12": "bookworm"}
+
+
+def managed_parent(name: str, cache_dir: Path = CACHE_ROOT, log: Path | None = None) -> Path:
+    """The cached disk of a managed machine parent image, made on first use. A file lock keeps two
+    builds on one host from bootstrapping it twice; the second one waits and reuses the first's."""
+    import fcntl
+
+    suite = MANAGED_PARENTS.get(name)
+    if suite is None:
+        raise KeyError(name)
+    image = cached_image_path(cache_dir, suite)
+    if image.is_file() and Path(str(image) + ".json").is_file():
+        return image
+    image.parent.mkdir(parents=True, exist_ok=True)
+    with open(image.parent / ".lock", "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        build_debian_qcow2(image, cache_dir, suite=suite, log=log)
+    return image

@@ -37,10 +37,20 @@ def executor_workers(
     registry: str,
     host_id: str | None = None,
     max_concurrent: int = 2,
+    export_dir: Path | None = None,
+    s3_endpoint_url: str = "",
+    import_dir: Path | None = None,
 ) -> list[Worker]:
     host = host_id or stable_host_id(state_dir)
     settings = ExecutorSettings(
-        host_id=host, state_dir=state_dir, blobs=blobs, registry=registry, max_concurrent=max_concurrent
+        host_id=host,
+        state_dir=state_dir,
+        blobs=blobs,
+        registry=registry,
+        max_concurrent=max_concurrent,
+        export_dir=export_dir,
+        s3_endpoint_url=s3_endpoint_url,
+        import_dir=import_dir,
     )
     executors = load_executors(kinds, settings)
     activities = StepActivities(executors, blobs).all()

@@ -64,9 +64,7 @@ def _components(caller: Caller, recipe: dict[str, Any]) -> tuple[ComponentRef, .
     return tuple(refs)
 
 
-def _workflow_runs(
-    caller: Caller, image_type: str, params: dict[str, Any], has_distribution: bool
-) -> list[WorkflowRun]:
+def _workflow_runs(caller: Caller, image_type: str, params: dict[str, Any]) -> list[WorkflowRun]:
     runs: list[WorkflowRun] = []
     attached = params.get("workflows") or []
     for conf in attached:
@@ -85,20 +83,26 @@ def _workflow_runs(
             continue  # attached workflows replace the default build and test stages
         if wtype.value in types:
             continue
-        if wtype.value == "DISTRIBUTION" and not has_distribution and image_type == "AMI":
-            continue  # nothing to distribute machine images to
         managed = managed_workflow(name)
         runs.append(WorkflowRun(managed.arn(caller.region), wtype.value, managed.document()))
     order = {"BUILD": 0, "TEST": 1, "DISTRIBUTION": 2}
     return sorted(runs, key=lambda r: order[r.type])
 
 
-def _parent_image(caller: Caller, parent: str) -> str:
-    """A local image reference as it is; an image ARN of ours becomes the image it produced."""
+def _parent_image(caller: Caller, parent: str, image_type: str) -> str:
+    """A local reference as it is; an image ARN of ours becomes what it produced: the container
+    image, or the disk of the machine image in the caller's region."""
     if not parent.startswith("arn:"):
         return parent
     rec = _resolve(caller, "image", parent)
-    for container in (rec.body.get("outputResources") or {}).get("containers") or []:
+    outputs = rec.body.get("outputResources") or {}
+    if image_type == "AMI":
+        amis = outputs.get("amis") or []
+        for ami in sorted(amis, key=lambda a: a.get("region") != caller.region):
+            if ami.get("_disk"):
+                return str(ami["_disk"])
+        raise errors.invalid(f"parent image {parent} has no machine image disk to build from")
+    for container in outputs.get("containers") or []:
         for uri in container.get("imageUris") or []:
             return str(uri)
     local = rec.body.get("_localImage")
@@ -188,11 +192,11 @@ def prepare_build(
         infrastructure=body["infrastructureConfiguration"],
         distribution=body["distributionConfiguration"],
         components=_components(caller, recipe),
-        parent_image=_parent_image(caller, str(recipe.get("parentImage", ""))),
+        parent_image=_parent_image(caller, str(recipe.get("parentImage", "")), image_type),
         log_prefix=f"logs/{norm}/{version}/{build_no}",
         registry=caller.registry,
     )
-    runs = _workflow_runs(caller, image_type, params, dist is not None)
+    runs = _workflow_runs(caller, image_type, params)
     system = {
         "imageType": image_type,
         "platform": platform,

@@ -36,6 +36,8 @@ ACTION_METHODS: dict[str, str] = {
     "ModifyImageAttributes": "modify_image_attributes",
     "ApplyImageConfigurations": "apply_image_configurations",
     "DistributeContainerImage": "distribute_container_image",
+    # Not a workflow document action: the one step of an import (engine/builds/imports.py).
+    "ImportDisk": "import_disk",
 }
 
 
@@ -62,6 +64,12 @@ class ExecutorSettings:
     registry: str = "127.0.0.1:5000"
     #: How many builds this host runs at once (the worker's activity slots follow it).
     max_concurrent: int = 2
+    #: Disk exports (s3ExportConfiguration) go to <export_dir>/<bucket>/<prefix>/ unless an
+    #: S3-compatible endpoint is set, in which case they are uploaded there.
+    export_dir: Path | None = None
+    s3_endpoint_url: str = ""
+    #: ImportVmImage reads local disk files from here only.
+    import_dir: Path | None = None
 
 
 class Executor(abc.ABC):

@@ -21,6 +21,7 @@ import hashlib
 import json
 import os
 import re
+import shutil
 import subprocess
 import threading
 import time
@@ -46,6 +47,14 @@ from workers.contracts import (
 from workers.errors import InfrastructureError, NotSupported, StepFailed
 from workers.executors.base import Executor, ExecutorSettings, StepRuntime
 from workers.executors.docker_build import run_cancellable
+from workers.executors.libvirt_distribution import (
+    apply_image_configurations,
+    distribute_image,
+    image_folder_of,
+    import_image,
+    modify_image_attributes,
+    remove_distribution,
+)
 from workers.executors.libvirt_domain import (
     connection,
     domain_name,
@@ -64,6 +73,7 @@ from workers.executors.libvirt_workspace import (
     readable_by_others,
 )
 from workers.vm_accel import detect
+from workers.vm_images import managed_parent
 from workers.vm_qemu import create_overlay, free_loopback_port, wait_for_ssh_banner
 from workers.vm_seed import cloud_config, write_ed25519_key, write_nocloud_seed
 
@@ -110,12 +120,13 @@ class LibvirtExecutor(Executor, kind="libvirt"):
         if ctx.image_type != "AMI":
             raise NotSupported(f"the libvirt executor builds machine images, not {ctx.image_type}")
         purpose = "build" if request.workflow_type == "BUILD" else "test"
+        runtime.log_dir.mkdir(parents=True, exist_ok=True)
         if purpose == "test":
             if request.artifact is None:
                 raise StepFailed("there is no image to test: the build stage produced none")
             parent = self._disk_path(request.artifact.image_ref)
         else:
-            parent = self._disk_path(ctx.parent_image)
+            parent = self._disk_path(ctx.parent_image, log=runtime.log_dir / "parent-image.log")
         if not parent.is_file():
             raise StepFailed(f"the {'image to test' if purpose == 'test' else 'parent image'} {parent} does not exist")
         if not readable_by_others(parent):
@@ -125,7 +136,6 @@ class LibvirtExecutor(Executor, kind="libvirt"):
         accel = detect()
         instance_id = f"i-{os.urandom(8).hex()}"
         folder = self.workspaces.make_folder(instance_id)
-        runtime.log_dir.mkdir(parents=True, exist_ok=True)
         state = InstanceState(
             instance_id=instance_id,
             purpose=purpose,
@@ -167,7 +177,7 @@ class LibvirtExecutor(Executor, kind="libvirt"):
         except BaseException as exc:
             # Nobody else knows this instance id yet: remove what was made before reporting.
             tail = _tail(Path(state.console_log))
-            self._remove_instance(instance_id)
+            self.remove_instance(instance_id)
             if isinstance(exc, TimeoutError | TargetError | RuntimeError):
                 raise InfrastructureError(f"instance {instance_id} did not answer SSH: {exc}\n{tail}") from exc
             raise
@@ -186,7 +196,7 @@ class LibvirtExecutor(Executor, kind="libvirt"):
         instance_id = str(request.inputs.get("instanceId") or "")
         if not instance_id:
             raise StepFailed("TerminateInstance needs an instanceId")
-        removed = self._remove_instance(instance_id)
+        removed = self.remove_instance(instance_id)
         return StepResult(
             outputs={"instanceId": instance_id, "status": "Success"},
             message=f"removed {', '.join(removed) or 'nothing (already gone)'} of {instance_id}",
@@ -348,7 +358,7 @@ class LibvirtExecutor(Executor, kind="libvirt"):
         arn = request.context.image_arn
         removed: list[str] = []
         for instance_id in request.instance_ids:
-            removed += self._remove_instance(instance_id)
+            removed += self.remove_instance(instance_id)
         # Whatever this build left that the workflow never heard of (a launch whose result was lost).
         with connection() as conn:
             strays = [i for i, a in instance_domains(conn).items() if a == arn]
@@ -357,16 +367,30 @@ class LibvirtExecutor(Executor, kind="libvirt"):
             if state is not None and state.image_arn == arn:
                 strays.append(instance_id)
         for instance_id in dict.fromkeys(strays):
-            removed += self._remove_instance(instance_id)
-        if request.remove_artifacts and request.artifact is not None:
-            ref = request.artifact.image_ref
-            if ref.startswith("images/") and ref.endswith("/disk.qcow2"):
-                folder = self.settings.blobs.path(ref).parent
-                for name in ("disk.qcow2", "manifest.json", "packages.json"):
-                    if (folder / name).exists():
-                        (folder / name).unlink()
-                        removed.append(str(folder / name))
+            removed += self.remove_instance(instance_id)
+        if request.remove_artifacts:
+            # The image never became AVAILABLE: its disk, AMI copies and exports go too.
+            folder = image_folder_of(request.context)
+            removed += remove_distribution(self.settings, folder)
+            path = self.settings.blobs.path(folder)
+            if path.is_dir():
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(str(path))
         return CleanupResult(removed=tuple(removed))
+
+    # -- distribution -------------------------------------------------------------------------
+
+    def distribute_image(self, request: StepRequest, runtime: StepRuntime) -> StepResult:
+        return distribute_image(self.settings, request)
+
+    def modify_image_attributes(self, request: StepRequest, runtime: StepRuntime) -> StepResult:
+        return modify_image_attributes(self.settings, request)
+
+    def apply_image_configurations(self, request: StepRequest, runtime: StepRuntime) -> StepResult:
+        return apply_image_configurations(self.settings, request)
+
+    def import_disk(self, request: StepRequest, runtime: StepRuntime) -> StepResult:
+        return import_image(self.settings, request)
 
     def live_instances(self) -> list[str]:
         found = set(self.workspaces.ids())
@@ -374,7 +398,7 @@ class LibvirtExecutor(Executor, kind="libvirt"):
             found.update(instance_domains(conn))
         return sorted(found)
 
-    def _remove_instance(self, instance_id: str) -> list[str]:
+    def remove_instance(self, instance_id: str) -> list[str]:
         """The domain (destroyed, undefined), then the workspace. Idempotent."""
         try:
             self.workspaces.folder(instance_id)
@@ -391,20 +415,27 @@ class LibvirtExecutor(Executor, kind="libvirt"):
 
     # -- helpers ------------------------------------------------------------------------------
 
-    def _disk_path(self, ref: str) -> Path:
-        """An absolute path, or a blob-store reference ("disks/...", "images/...")."""
+    def _disk_path(self, ref: str, log: Path | None = None) -> Path:
+        """An absolute path, a managed parent ("vm-parent:debian-12", made on first use), or a
+        blob-store reference ("images/...", "amis/...")."""
         if not ref:
             raise StepFailed("no parent image was given")
         if os.path.isabs(ref):
             return Path(ref)
+        if ref.startswith("vm-parent:"):
+            try:
+                return managed_parent(ref.split(":", 1)[1], log=log)
+            except KeyError:
+                raise StepFailed(f"there is no managed parent image {ref}") from None
+            except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
+                raise InfrastructureError(f"could not make the managed parent image {ref}: {exc}") from exc
         try:
             return self.settings.blobs.path(ref)
         except ValueError as exc:
             raise StepFailed(str(exc)) from None
 
     def _image_folder(self, request: StepRequest) -> str:
-        ctx = request.context
-        return f"images/{_slug(ctx.image_name)}/{ctx.version}/{ctx.build_number}"
+        return image_folder_of(request.context)
 
     def _state(self, request: StepRequest) -> InstanceState:
         instance_id = str(request.inputs.get("instanceId") or "")

@@ -271,11 +271,11 @@ def start_build(ctx: RequestContext, params: dict[str, Any], build_type: str = "
     caller = Caller(ctx.account, ctx.region, ctx.tx, services.blobs, ctx.config.registry)
     record, build = prepare_build(caller, params, build_type)
     if not ctx.dry_run:
-        _start_after_commit(ctx, build)
+        start_after_commit(ctx, build)
     return record.arn
 
 
-def _start_after_commit(ctx: RequestContext, build: BuildInput, rerun: bool = False) -> None:
+def start_after_commit(ctx: RequestContext, build: BuildInput, rerun: bool = False) -> None:
     """Start the workflow once the record is committed; if Temporal cannot take it, the record
     is marked FAILED with the reason instead of staying PENDING forever."""
     services, arn = ctx.services, build.context.image_arn
@@ -345,7 +345,7 @@ def retry_image(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
             ctx.tx.update(execution.with_body({**execution.body, "retried": True}))
     body = {k: v for k, v in rec.body.items() if k not in ("outputResources", "buildExecutionEnded")}
     ctx.tx.update(rec.with_body({**body, "state": {"status": "PENDING"}}))
-    _start_after_commit(ctx, build, rerun=True)
+    start_after_commit(ctx, build, rerun=True)
     return {"clientToken": params["clientToken"], "imageBuildVersionArn": rec.arn}
 
 
@@ -356,19 +356,6 @@ def distribute_image(ctx: RequestContext, params: dict[str, Any]) -> dict[str, A
         get_image(ctx, source)
     get_plain(ctx, "distribution-configuration", params["distributionConfigurationArn"])
     raise not_yet("DistributeImage")
-
-
-@operation("ImportVmImage")
-def import_vm_image(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    versions.check(params["semanticVersion"])
-    raise not_yet("ImportVmImage")
-
-
-@operation("ImportDiskImage")
-def import_disk_image(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
-    versions.check(params["semanticVersion"])
-    get_plain(ctx, "infrastructure-configuration", params["infrastructureConfigurationArn"])
-    raise not_yet("ImportDiskImage")
 
 
 @operation("SendWorkflowStepAction")
