@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The demo: the embedded single-node stack (`imagebuilder up`: Temporal dev server, API server,
-# worker with the Docker executor) on a fresh data directory, driven with the AWS CLI exactly as
-# a user would, building a real container image and pushing it to the loopback registry.
+# worker with the Docker and libvirt executors) on a fresh data directory, driven with the AWS CLI
+# exactly as a user would: a real container image pushed to the loopback registry, then a Debian
+# golden VM image built in a QEMU guest, tested in another, and exported as a VMDK.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PORT=${PORT:-8080}
@@ -14,7 +15,7 @@ export AWS_SHARED_CREDENTIALS_FILE="$DATA/auth/credentials" AWS_DEFAULT_REGION=u
 aws() { "$BIN/python" -m awscli "$@" --endpoint-url "http://127.0.0.1:$PORT"; }
 say() { printf '\n== %s\n' "$*"; }
 
-"$BIN/imagebuilder" up --port "$PORT" --data-dir "$DATA" --executors docker &
+"$BIN/imagebuilder" up --port "$PORT" --data-dir "$DATA" --executors docker,libvirt &
 STACK=$!
 trap 'kill -TERM $STACK 2>/dev/null; wait $STACK 2>/dev/null || true' EXIT
 for _ in $(seq 1 300); do curl -sf "http://127.0.0.1:$PORT/healthz" >/dev/null && break; sleep 0.2; done
@@ -73,17 +74,20 @@ IMAGE=$(aws imagebuilder create-image --container-recipe-arn "$RECIPE" --infrast
     --distribution-configuration-arn "$DIST" --query imageBuildVersionArn --output text)
 echo "$IMAGE"
 
-say "progress (get-image, list-workflow-step-executions)"
-last=""
-while true; do
-    status=$(aws imagebuilder get-image --image-build-version-arn "$IMAGE" --query image.state.status --output text)
-    steps=$(aws imagebuilder list-workflow-executions --image-build-version-arn "$IMAGE" \
-        --query 'workflowExecutions[].[type,status]' --output text | tr '\t\n' ': ' || true)
-    line="$status  $steps"
-    [[ "$line" != "$last" ]] && echo "$(date +%T)  $line" && last=$line
-    [[ $status == AVAILABLE || $status == FAILED || $status == CANCELLED ]] && break
-    sleep 1
-done
+follow() {  # print each change of the image's state and its workflows' states until it ends
+    local image=$1 last="" line
+    while true; do
+        status=$(aws imagebuilder get-image --image-build-version-arn "$image" --query image.state.status --output text)
+        steps=$(aws imagebuilder list-workflow-executions --image-build-version-arn "$image" \
+            --query 'workflowExecutions[].[type,status]' --output text | tr '\t\n' ': ' || true)
+        line="$status  $steps"
+        [[ "$line" != "$last" ]] && echo "$(date +%T)  $line" && last=$line
+        [[ $status == AVAILABLE || $status == FAILED || $status == CANCELLED ]] && break
+        sleep 2
+    done
+}
+say "progress (get-image, list-workflow-executions)"
+follow "$IMAGE"
 aws imagebuilder get-image --image-build-version-arn "$IMAGE" --query 'image.[state,outputResources]'
 [[ $status == AVAILABLE ]] || exit 1
 URI=$(aws imagebuilder get-image --image-build-version-arn "$IMAGE" \
@@ -91,5 +95,27 @@ URI=$(aws imagebuilder get-image --image-build-version-arn "$IMAGE" \
 say "done: pull and run it with"
 echo "  docker run --rm $URI"
 docker run --rm "$URI"
+
+say "a golden VM image: image recipe on the offline Debian 12 parent, exported as VMDK"
+VM_RECIPE=$(aws imagebuilder create-image-recipe --name golden-debian --semantic-version 1.0.0 \
+    --parent-image "arn:aws:imagebuilder:us-east-1:aws:image/debian-12/x.x.x" \
+    --components "componentArn=$COMPONENT" --query imageRecipeArn --output text)
+VM_INFRA=$(aws imagebuilder create-infrastructure-configuration --name vm-builders --instance-types t3.small \
+    --instance-profile-name local-libvirt --query infrastructureConfigurationArn --output text)
+VM_DIST=$(aws imagebuilder create-distribution-configuration --name export-vmdk --distributions \
+    'region=us-east-1,amiDistributionConfiguration={name=golden-debian-{{ imagebuilder:buildDate }}},s3ExportConfiguration={roleName=vmimport,diskImageFormat=VMDK,s3Bucket=golden,s3Prefix=debian/}' \
+    --query distributionConfigurationArn --output text)
+VM_IMAGE=$(aws imagebuilder create-image --image-recipe-arn "$VM_RECIPE" --infrastructure-configuration-arn "$VM_INFRA" \
+    --distribution-configuration-arn "$VM_DIST" --query imageBuildVersionArn --output text)
+echo "$VM_IMAGE  (under TCG each guest takes a minute or two to boot)"
+follow "$VM_IMAGE"
+aws imagebuilder get-image --image-build-version-arn "$VM_IMAGE" --query 'image.[state,outputResources]'
+[[ $status == AVAILABLE ]] || exit 1
+AMI=$(aws imagebuilder get-image --image-build-version-arn "$VM_IMAGE" \
+    --query 'image.outputResources.amis[0].image' --output text)
+say "the VMDK export (s3://golden/debian/$AMI.vmdk, a folder of the export directory)"
+qemu-img info "$DATA/exports/golden/debian/$AMI.vmdk"
+aws imagebuilder list-image-packages --image-build-version-arn "$VM_IMAGE" --max-results 5 \
+    --query 'imagePackageList[].[packageName,packageVersion]' --output text
 echo
-echo "Temporal UI: http://127.0.0.1:8233  (workflow id image/hello-web/1.0.0/1); data in $DATA"
+echo "Temporal UI: http://127.0.0.1:8233  (workflow ids image/hello-web/1.0.0/1, image/golden-debian/1.0.0/1); data in $DATA"

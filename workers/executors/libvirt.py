@@ -129,13 +129,16 @@ class LibvirtExecutor(Executor, kind="libvirt"):
             parent = self._disk_path(ctx.parent_image, log=runtime.log_dir / "parent-image.log")
         if not parent.is_file():
             raise StepFailed(f"the {'image to test' if purpose == 'test' else 'parent image'} {parent} does not exist")
-        if not readable_by_others(parent):
-            raise StepFailed(f"{parent} is not readable by the QEMU user (the file and every folder above it)")
         timeout = request.timeout_seconds or DEFAULT_TIMEOUT
         size, instance_type = size_for(ctx.infrastructure)
         accel = detect()
         instance_id = f"i-{os.urandom(8).hex()}"
         folder = self.workspaces.make_folder(instance_id)
+        try:
+            parent = _reachable_by_qemu(parent, folder)
+        except StepFailed:
+            self.workspaces.remove(instance_id)
+            raise
         state = InstanceState(
             instance_id=instance_id,
             purpose=purpose,
@@ -512,6 +515,22 @@ def _user_data(public_key: str, recipe: dict[str, Any]) -> str:
     archive.attach(MIMEText(ours, "cloud-config"))
     archive.attach(MIMEText(override, subtype))
     return archive.as_string()
+
+
+def _reachable_by_qemu(parent: Path, folder: Path) -> Path:
+    """The QEMU user opens the parent as a backing file. A disk in a private folder (a data
+    directory under a 0700 home or /tmp folder) is hard-linked into the instance's workspace,
+    which that user can traverse; the link goes with the workspace."""
+    if readable_by_others(parent):
+        return parent
+    link = folder / "parent.qcow2"
+    try:
+        os.link(parent, link)
+    except OSError:
+        link = parent
+    if not readable_by_others(link):
+        raise StepFailed(f"{parent} is not readable by the QEMU user (the file and every folder above it)")
+    return link
 
 
 def _tail(path: Path, lines: int = 30) -> str:
