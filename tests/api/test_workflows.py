@@ -221,7 +221,10 @@ def test_seeding_is_idempotent_and_versions_changes(tmp_path: Path) -> None:
     try:
         first = managed.seed(config, store)
         assert first.components and first.workflows
-        assert first.images == [f"arn:aws:imagebuilder:{config.region}:aws:image/debian-12-container/12.0.0/1"]
+        assert first.images == [
+            f"arn:aws:imagebuilder:{config.region}:aws:image/debian-12-container/12.0.0/1",
+            f"arn:aws:imagebuilder:{config.region}:aws:image/debian-12/12.0.0/1",
+        ]
         again = managed.seed(config, store)
         assert again.components == [] and again.workflows == [] and again.images == []
         # A stored managed document that differs from the shipped one (as after an upgrade)
