@@ -15,13 +15,6 @@ import contextlib
 from collections.abc import Sequence
 
 
-def connect_hint(key_path: str, ssh_port: int, domain: str) -> str:
-    return (
-        f"ssh -i {key_path} -p {ssh_port} -o StrictHostKeyChecking=no root@127.0.0.1 "
-        f"(or: virsh -c qemu:///system console {domain})"
-    )
-
-
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="imagebuilder instances", description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)  # fmt: skip
@@ -33,7 +26,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parser.parse_args(argv)
 
     from workers.executors.libvirt_domain import connection, instance_domains, is_running
-    from workers.executors.libvirt_workspace import Workspaces
+    from workers.executors.libvirt_workspace import Workspaces, connect_hint
 
     spaces = Workspaces()
     with connection() as conn:

@@ -3,9 +3,10 @@
 Every activity takes one frozen dataclass and returns one, so fields can be added without
 breaking running histories. Nothing large travels here: component documents, logs and disks
 are files in the blob store, named by reference.
-"""
 
-from __future__ import annotations
+No ``from __future__ import annotations``: Temporal's converter resolves a dataclass's type
+hints on every decode, and string annotations make each step's decode a compile per field.
+"""
 
 from dataclasses import dataclass, field
 from typing import Any
@@ -108,6 +109,9 @@ class CleanupRequest:
     instance_ids: tuple[str, ...]
     remove_artifacts: bool = False
     artifact: Artifact | None = None
+    #: A failed build whose infrastructure configuration says terminateInstanceOnFailure: false
+    #: keeps its instances for debugging (`imagebuilder instances remove` ends them).
+    keep_instances: bool = False
 
 
 @dataclass(frozen=True)

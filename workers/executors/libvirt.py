@@ -69,6 +69,7 @@ from workers.executors.libvirt_domain import (
 from workers.executors.libvirt_workspace import (
     InstanceState,
     Workspaces,
+    connect_hint,
     give_to_qemu,
     readable_by_others,
 )
@@ -186,7 +187,8 @@ class LibvirtExecutor(Executor, kind="libvirt"):
             raise
         boot_s = time.monotonic() - started
         return StepResult(
-            outputs={"instanceId": instance_id},
+            # How to reach the guest, should the build fail and keep it (terminateInstanceOnFailure).
+            outputs={"instanceId": instance_id, "connect": connect_hint(state.key_path, state.ssh_port, state.domain)},
             instance_queue=self.queue,
             message=(
                 f"{purpose} instance {instance_id} ({size.vcpus} vCPU, {size.memory_mib} MiB"
@@ -217,7 +219,7 @@ class LibvirtExecutor(Executor, kind="libvirt"):
         stage = "test" if state.purpose == "test" else "build"
         for index, ref in enumerate(components):
             runtime.check_cancelled()
-            document = self.settings.blobs.path(ref.document)
+            document = self.settings.blobs.fetch(ref.document)
             parameters = {name: ",".join(values) for name, values in ref.parameters.items()}
             logs = runtime.log_dir / "components" / f"{index + 1:02d}-{_slug(ref.name)}"
 
@@ -343,6 +345,7 @@ class LibvirtExecutor(Executor, kind="libvirt"):
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
         _write_atomic(self.settings.blobs.path(f"{folder}/manifest.json"), json.dumps(manifest, indent=2) + "\n")
+        self.settings.blobs.publish(folder)  # disk, manifest (and inventory): test and distribution may run elsewhere
         state.image_ref = ref
         self.workspaces.save(state)
         return StepResult(
@@ -360,22 +363,24 @@ class LibvirtExecutor(Executor, kind="libvirt"):
     def cleanup(self, request: CleanupRequest) -> CleanupResult:
         arn = request.context.image_arn
         removed: list[str] = []
-        for instance_id in request.instance_ids:
-            removed += self.remove_instance(instance_id)
-        # Whatever this build left that the workflow never heard of (a launch whose result was lost).
-        with connection() as conn:
-            strays = [i for i, a in instance_domains(conn).items() if a == arn]
-        for instance_id in self.workspaces.ids():
-            state = self.workspaces.load(instance_id)
-            if state is not None and state.image_arn == arn:
-                strays.append(instance_id)
-        for instance_id in dict.fromkeys(strays):
-            removed += self.remove_instance(instance_id)
+        if not request.keep_instances:
+            for instance_id in request.instance_ids:
+                removed += self.remove_instance(instance_id)
+            # Whatever this build left that the workflow never heard of (a launch whose result was lost).
+            with connection() as conn:
+                strays = [i for i, a in instance_domains(conn).items() if a == arn]
+            for instance_id in self.workspaces.ids():
+                state = self.workspaces.load(instance_id)
+                if state is not None and state.image_arn == arn:
+                    strays.append(instance_id)
+            for instance_id in dict.fromkeys(strays):
+                removed += self.remove_instance(instance_id)
         if request.remove_artifacts:
             # The image never became AVAILABLE: its disk, AMI copies and exports go too.
             folder = image_folder_of(request.context)
             removed += remove_distribution(self.settings, folder)
             path = self.settings.blobs.path(folder)
+            self.settings.blobs.unpublish(folder)
             if path.is_dir():
                 shutil.rmtree(path, ignore_errors=True)
                 removed.append(str(path))
@@ -433,7 +438,7 @@ class LibvirtExecutor(Executor, kind="libvirt"):
             except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
                 raise InfrastructureError(f"could not make the managed parent image {ref}: {exc}") from exc
         try:
-            return self.settings.blobs.path(ref)
+            return self.settings.blobs.fetch(ref)
         except ValueError as exc:
             raise StepFailed(str(exc)) from None
 

@@ -90,6 +90,14 @@ class Workspaces:
         return sorted(p.name for p in self.root.iterdir() if p.is_dir() and p.name.startswith("i-"))
 
 
+def connect_hint(key_path: str, ssh_port: int, domain: str) -> str:
+    """How a person reaches a kept instance from its worker host."""
+    return (
+        f"ssh -i {key_path} -p {ssh_port} -o StrictHostKeyChecking=no root@127.0.0.1 "
+        f"(or: virsh -c qemu:///system console {domain})"
+    )
+
+
 def give_to_qemu(*paths: Path) -> None:
     """The QEMU process (libvirt-qemu) opens these; libvirt is told not to relabel anything."""
     try:
