@@ -35,7 +35,15 @@ async def run_workers(config: settings.Config, control: bool, executors: list[st
         store = Store(config.db_url)
         store.migrate()
         catchup = timedelta(minutes=config.pipeline_catchup_minutes)
-        workers.append(control_worker(client, store, blobs, config.region, config.account_id, config.registry, catchup))
+        from engine.scanning.scanners import ScannerError
+
+        try:
+            worker = control_worker(
+                client, store, blobs, config.region, config.account_id, config.registry, catchup, config=config
+            )
+        except ScannerError as exc:  # scanners / vulnerability_database name something unusable
+            raise SystemExit(f"imagebuilder worker: {exc}") from None
+        workers.append(worker)
     if executors:
         workers += executor_workers(
             client,

@@ -35,7 +35,10 @@ def control_worker(
     account: str,
     registry: str,
     pipeline_catchup: timedelta = DEFAULT_CATCHUP,
+    config: settings.Config | None = None,
 ) -> Worker:
+    """``config``: the settings the event and scan loops use (the worker's flags, env and config
+    file); without it they are read from the environment and config file alone."""
     records = RecordActivities(store)
     starts = CliStartActivities(store, blobs, region, account, registry)
     lifecycle = LifecycleActivities(store, blobs, registry)
@@ -49,7 +52,7 @@ def control_worker(
     )
     # Event delivery and image scans run beside the worker (engine/events/background.py).
     return WorkerWithBackground(
-        control_loops(store, settings.load()),
+        control_loops(store, config if config is not None else settings.load()),
         client,
         task_queue=CONTROL_QUEUE,
         workflow_runner=runner,
