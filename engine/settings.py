@@ -96,6 +96,13 @@ SETTINGS: tuple[Setting, ...] = (
         "s3_endpoint_url", "", "S3-compatible endpoint for s3:// URIs (MinIO, Ceph RGW); empty: AWS default", "storage"
     ),
     Setting(
+        "store_url",
+        "",
+        "where builds share documents, logs and disks (docs/STORAGE.md): empty: data_dir/store; a directory"
+        " every host mounts; or s3://bucket/prefix at s3_endpoint_url, cached in data_dir/store",
+        "storage",
+    ),
+    Setting(
         "export_dir",
         "",
         "where disk exports go when no S3 endpoint is set: <export_dir>/<bucket>/<prefix>; default data_dir/exports",
@@ -128,6 +135,7 @@ class Config:
     scanners: str
     event_endpoints: str
     s3_endpoint_url: str
+    store_url: str
     export_dir: str
     import_dir: str
 

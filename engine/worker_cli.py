@@ -16,7 +16,7 @@ from engine import settings
 
 
 async def run_workers(config: settings.Config, control: bool, executors: list[str], max_concurrent: int) -> None:
-    from workers.blobstore import BlobStore
+    from workers.blobstore import BlobStoreError, open_blob_store
     from workers.worker import executor_workers
 
     try:
@@ -26,7 +26,11 @@ async def run_workers(config: settings.Config, control: bool, executors: list[st
             f"imagebuilder worker: cannot reach Temporal at {config.temporal_address} "
             f"(set --temporal-address or IMAGEBUILDER_TEMPORAL_ADDRESS): {exc}"
         ) from None
-    blobs = BlobStore(config.data_dir / "store")
+    try:
+        blobs = open_blob_store(config.data_dir / "store", config.store_url, config.s3_endpoint_url)
+        blobs.check()
+    except (BlobStoreError, ValueError) as exc:
+        raise SystemExit(f"imagebuilder worker: {exc} (set --store-url / --s3-endpoint-url)") from None
     workers = []
     if control:
         from engine.builds.control import control_worker

@@ -8,7 +8,7 @@ from pathlib import Path
 
 from engine.settings import Config
 from engine.store import Store
-from workers.blobstore import BlobStore
+from workers.blobstore import BlobStore, open_blob_store
 
 
 @dataclass
@@ -23,7 +23,7 @@ class Services:
 
     @cached_property
     def blobs(self) -> BlobStore:
-        return BlobStore(self.config.data_dir / "store")
+        return open_blob_store(self.config.data_dir / "store", self.config.store_url, self.config.s3_endpoint_url)
 
     @cached_property
     def temporal(self):  # type: ignore[no-untyped-def]  # import deferred: the API starts without Temporal

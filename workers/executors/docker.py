@@ -318,7 +318,7 @@ class DockerExecutor(Executor, kind="docker"):
         try:
             for index, ref in enumerate(components):
                 runtime.check_cancelled()
-                document = self.settings.blobs.path(ref.document)
+                document = self.settings.blobs.fetch(ref.document)
                 parameters = {name: ",".join(values) for name, values in ref.parameters.items()}
                 log_directory = runtime.log_dir / "components" / f"{index + 1:02d}-{_slug(ref.name)}"
 

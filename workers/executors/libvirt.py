@@ -438,7 +438,7 @@ class LibvirtExecutor(Executor, kind="libvirt"):
             except (OSError, RuntimeError, subprocess.CalledProcessError) as exc:
                 raise InfrastructureError(f"could not make the managed parent image {ref}: {exc}") from exc
         try:
-            return self.settings.blobs.fetch(ref)
+            return self.settings.blobs.fetch(ref, missing_ok=True)  # missing: the caller says which image
         except ValueError as exc:
             raise StepFailed(str(exc)) from None
 

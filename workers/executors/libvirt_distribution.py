@@ -68,7 +68,7 @@ def _expand(template: str, request: StepRequest) -> str:
 
 
 def _record(settings: ExecutorSettings, request: StepRequest) -> tuple[Path, dict[str, Any]]:
-    path = settings.blobs.path(f"{image_folder(request)}/{RECORD}")
+    path = settings.blobs.fetch(f"{image_folder(request)}/{RECORD}", missing_ok=True)
     data = json.loads(path.read_text()) if path.is_file() else {"amis": [], "exports": []}
     return path, data
 
@@ -82,7 +82,7 @@ def _save(path: Path, data: dict[str, Any]) -> None:
 def distribute_image(settings: ExecutorSettings, request: StepRequest) -> StepResult:
     if request.artifact is None:
         raise StepFailed("there is no image to distribute: the build stage produced none")
-    source = settings.blobs.path(request.artifact.image_ref)
+    source = settings.blobs.fetch(request.artifact.image_ref, missing_ok=True)
     if not source.is_file():
         raise StepFailed(f"the captured disk {request.artifact.image_ref} is gone")
     ctx = request.context
@@ -116,9 +116,11 @@ def distribute_image(settings: ExecutorSettings, request: StepRequest) -> StepRe
                     "_disk": ref,
                 }
             )
+            settings.blobs.publish(ref, same_as=request.artifact.image_ref)  # a server-side copy on S3
             if ref not in record["amis"]:
                 record["amis"].append(ref)
     _save(record_path, record)
+    settings.blobs.publish(f"{image_folder(request)}/{RECORD}")
     return StepResult(
         outputs={"distributedImages": distributed},
         output_resources={"amis": amis},
@@ -137,6 +139,7 @@ def modify_image_attributes(settings: ExecutorSettings, request: StepRequest) ->
     path = settings.blobs.path(f"{image_folder(request)}/launch-permissions.json")
     path.parent.mkdir(parents=True, exist_ok=True)
     _save(path, granted)
+    settings.blobs.publish(f"{image_folder(request)}/launch-permissions.json")
     users = sorted({u for p in granted.values() for u in p.get("userIds") or []})
     return StepResult(
         outputs={"launchPermissions": granted},
@@ -163,7 +166,7 @@ def apply_image_configurations(settings: ExecutorSettings, request: StepRequest)
             raise StepFailed(f"no distributed image in {region} to export (distributedImages lists none)")
         try:
             done = export_disk(
-                settings.blobs.path(str(image["disk"])),
+                settings.blobs.fetch(str(image["disk"])),
                 str(conf.get("diskImageFormat")),
                 str(conf.get("s3Bucket")),
                 str(conf.get("s3Prefix") or ""),
@@ -179,6 +182,7 @@ def apply_image_configurations(settings: ExecutorSettings, request: StepRequest)
         )  # fmt: skip
         record["exports"].append(done.uri)
         _save(record_path, record)
+        settings.blobs.publish(f"{image_folder(request)}/{RECORD}")
     return StepResult(
         outputs={"exports": exports},
         output_resources={"_exports": exports} if exports else None,
@@ -188,7 +192,7 @@ def apply_image_configurations(settings: ExecutorSettings, request: StepRequest)
 
 def remove_distribution(settings: ExecutorSettings, folder: str) -> list[str]:
     """Exports a failed or cancelled build made (its AMI links go with the image folder)."""
-    path = settings.blobs.path(f"{folder}/{RECORD}")
+    path = settings.blobs.fetch(f"{folder}/{RECORD}", missing_ok=True)
     if not path.is_file() or settings.export_dir is None:
         return []
     removed = []
@@ -229,6 +233,7 @@ def import_image(settings: ExecutorSettings, request: StepRequest) -> StepResult
         "virtualSize": info["virtual-size"],
     }
     _save(settings.blobs.path(f"{folder}/manifest.json"), manifest)
+    settings.blobs.publish(folder)
     ami = {"region": region, "image": image_id, "name": ctx.image_name, "description": f"imported from {source}",
            "state": {"status": "AVAILABLE"}, "accountId": account, "_disk": ref}  # fmt: skip
     return StepResult(
