@@ -67,6 +67,7 @@ pkgs=(
     qemu-system-x86                       # VM guests (TCG where KVM is unusable)
     libvirt-daemon-system libvirt-dev pkg-config  # libvirt executor; libvirt-python builds against -dev
     extlinux syslinux-common fdisk        # bootable parent qcow2: MBR + extlinux, sfdisk partitions it
+    docker-compose                        # tests/test_deploy.py validates deploy/compose.yaml with it (offline)
     git curl openssh-client ca-certificates procps iproute2
 )
 missing=()

@@ -75,6 +75,12 @@ SETTINGS: tuple[Setting, ...] = (
     Setting("log_level", "info", "log level: debug, info, warning, error", "general"),
     Setting("registry", "127.0.0.1:5000", "container registry (host:port) images are pushed to", "builds"),
     Setting(
+        "max_concurrent",
+        "2",
+        "builds an executor worker runs at once (instances it takes from its pool queue); per host and kind",
+        "executors",
+    ),
+    Setting(
         "vulnerability_database",
         "",
         "offline vulnerability data for image scans: OSV JSON (file, zip or folder) or Debian security tracker JSON",
@@ -131,6 +137,7 @@ class Config:
     pipeline_catchup_minutes: int
     log_level: str
     registry: str
+    max_concurrent: int
     vulnerability_database: str
     scanners: str
     event_endpoints: str

@@ -1,6 +1,6 @@
 """docs/CONFIGURATION.md is generated from the settings table; a test keeps them in step.
 
-    .venv/bin/python -m engine.settings_doc > docs/CONFIGURATION.md
+.venv/bin/python -m engine.settings_doc > docs/CONFIGURATION.md
 """
 
 from __future__ import annotations

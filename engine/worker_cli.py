@@ -70,12 +70,11 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="imagebuilder worker", description=__doc__)
     parser.add_argument("--control", action="store_true", help="run the build workflows (needs the database)")
     parser.add_argument("--executors", default="", help="comma-separated executor kinds: docker,libvirt")
-    parser.add_argument("--max-concurrent", type=int, default=2, help="builds this host runs at once")
     settings.add_arguments(parser)
     args = parser.parse_args(argv)
     config = settings.load(args)
     logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     kinds = [k for k in args.executors.split(",") if k]
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(run_workers(config, args.control, kinds, args.max_concurrent))
+        asyncio.run(run_workers(config, args.control, kinds, config.max_concurrent))
     return 0

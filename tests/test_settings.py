@@ -88,7 +88,7 @@ def test_without_a_config_file_or_with_an_empty_one_the_defaults_hold(tmp_path: 
         ("[server]\nport = true\n", "[server] port must be a whole number (like port = 8080), not a boolean (true)"),
         ("[server]\nhost = 1\n", "[server] host must be a string (like host = '127.0.0.1'), not the number 1"),
         ('scanners = ["trivy"]\n', "scanners must be a string (like scanners = 'auto'), not a list"),
-        ('port = 1\n[server]\nport = 2\n', "port is set twice (as 'port' and as '[server] port')"),
+        ("port = 1\n[server]\nport = 2\n", "port is set twice (as 'port' and as '[server] port')"),
         ("[server.tls]\ncert = 'x'\n", "unknown setting '[server] tls'"),
         ("port = \n", "is not valid TOML: Invalid value (at line 1, column 8)"),
     ],
