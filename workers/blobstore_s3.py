@@ -21,6 +21,7 @@ import os
 import tempfile
 import threading
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -31,6 +32,8 @@ PART_SIZE = 64 << 20
 COPY_LIMIT = 5 << 30
 CHUNK = 1 << 20
 SYNC_DIR = ".sync"
+#: Files of one folder sent at once.
+FOLDER_CONCURRENCY = 8
 #: References under here are named by their content and never change: fetched once.
 IMMUTABLE = ("documents/",)
 
@@ -163,11 +166,20 @@ class S3BlobStore(BlobStore):
     def publish(self, ref: str, same_as: str = "") -> None:
         local = self.path(ref)
         if local.is_dir():
-            seen: dict[tuple[int, int], str] = {}  # hard links in the folder (AMIs of the disk) are copied in place
+            # Hard links in the folder (AMIs of the disk) are copied in place once their first name is up.
+            first: dict[tuple[int, int], str] = {}
+            links: list[tuple[str, str]] = []
             for sub in self._local_files(local):
                 st = self.path(sub).stat()
-                self._publish_file(sub, self.path(sub), seen.get((st.st_dev, st.st_ino), ""))
-                seen.setdefault((st.st_dev, st.st_ino), sub)
+                if (st.st_dev, st.st_ino) in first:
+                    links.append((sub, first[(st.st_dev, st.st_ino)]))
+                else:
+                    first[(st.st_dev, st.st_ino)] = sub
+            # A step's log folder is many small files: a request's latency, not bandwidth, is the cost.
+            with ThreadPoolExecutor(max_workers=FOLDER_CONCURRENCY) as pool:
+                list(pool.map(lambda sub: self._publish_file(sub, self.path(sub)), first.values()))
+            for sub, source in links:
+                self._publish_file(sub, self.path(sub), source)
         elif local.is_file():
             self._publish_file(ref, local, same_as)
         else:

@@ -158,6 +158,14 @@ def test_large_files_go_in_parts_and_hard_links_are_copied_in_place(
     # Above copy_limit a copy goes part by part (UploadPartCopy), 3 parts of 5 MiB.
     assert copied["ETag"].strip('"').endswith("-3") and copied["Metadata"]["sha256"] == sha(data)
     assert hashlib.sha256(b.fetch(ami).read_bytes()).hexdigest() == sha(data)
+    # Publishing the folder finds a new link by itself (same host, parts too big for a 1-part upload).
+    c = host(tmp_path, "a", bucket, endpoint, part_size=16 << 20, copy_limit=part)
+    second = f"{folder}/amis/eu-west-1/ami-0456.qcow2"
+    a.path(second).parent.mkdir(parents=True)
+    os.link(disk, a.path(second))
+    c.publish(folder)
+    linked = s3.head_object(Bucket=bucket, Key=f"fleet/{second}")
+    assert linked["ETag"].strip('"').endswith("-1") and linked["Metadata"]["sha256"] == sha(data)  # a 1-part copy
     assert b.fetch(f"{folder}/disk.qcow2").stat().st_mode & 0o777 == 0o644  # QEMU's user can read it
 
 
