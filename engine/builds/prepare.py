@@ -21,7 +21,7 @@ from engine.resources.common import lookup, lookup_plain
 from engine.store import Record, Tx
 from engine.workflow_docs import WorkflowDocumentError, parse_workflow
 from engine.workflow_docs.managed import DEFAULTS, managed_workflow
-from workers.blobstore import BlobStore
+from workers.blobstore import BlobStore, BlobStoreError
 from workers.contracts import BuildContext, ComponentRef
 
 EXECUTOR_FOR_TYPE = {"DOCKER": "docker", "AMI": "libvirt"}
@@ -55,7 +55,7 @@ def _components(caller: Caller, recipe: dict[str, Any]) -> tuple[ComponentRef, .
     refs = []
     for entry in recipe.get("components") or []:
         rec = _resolve(caller, "component", entry["componentArn"])
-        document = caller.blobs.put_document(rec.body["data"])
+        document = _put(caller.blobs, rec.body["data"])
         params = {p["name"]: list(p.get("value") or []) for p in entry.get("parameters") or []}
         phases = tuple(str(p) for p in rec.body.get("_phases") or ())
         refs.append(
@@ -242,7 +242,18 @@ def store_build_input(blobs: BlobStore, build: BuildInput) -> str:
     """The frozen input as Temporal's own JSON, so RetryImage reruns exactly this build even
     after its recipe, components or configurations changed or were deleted."""
     payload = DataConverter.default.payload_converter.to_payloads([build])[0]
-    return blobs.put_document(payload.data.decode(), suffix=".json")
+    return _put(blobs, payload.data.decode(), suffix=".json")
+
+
+def _put(blobs: BlobStore, text: str, suffix: str = ".yaml") -> str:
+    """A document into the (maybe shared) store; a store the server cannot reach is the
+    service's trouble, not the caller's: ServiceUnavailableException, with the reason."""
+    try:
+        return blobs.put_document(text, suffix)
+    except BlobStoreError as exc:
+        raise ApiError(
+            "ServiceUnavailableException", f"the image store cannot take the build's documents: {exc}"
+        ) from None
 
 
 def load_build_input(blobs: BlobStore, ref: str) -> BuildInput:

@@ -133,3 +133,25 @@ def test_a_build_across_two_hosts_shares_documents_logs_and_inventory_through_th
     build = ib.list_workflow_executions(imageBuildVersionArn=arn)["workflowExecutions"][0]
     step_list = ib.list_workflow_step_executions(workflowExecutionId=build["workflowExecutionId"])["steps"]
     assert any(f"s3://{fleet.bucket}/{PREFIX}/logs/" in (s.get("message") or "") for s in step_list), step_list
+
+
+def test_a_store_the_api_cannot_reach_is_service_unavailable_not_a_500(tmp_path: Path) -> None:
+    env = {
+        "AWS_ACCESS_KEY_ID": "fleet",
+        "AWS_SECRET_ACCESS_KEY": "fleet-secret",
+        "IMAGEBUILDER_STORE_URL": "s3://images/fleet",
+        "IMAGEBUILDER_S3_ENDPOINT_URL": "http://127.0.0.1:9",  # nothing listens there
+        "IMAGEBUILDER_TEMPORAL_ADDRESS": "127.0.0.1:9",
+    }
+    api = start_server(tmp_path / "api", env=env)
+    try:
+        ib = api.client()
+        request = setup_build(ib, "unreachable", tests=False)
+        with pytest.raises(ib.exceptions.ServiceUnavailableException) as raised:
+            ib.create_image(**request)
+        message = raised.value.response["Error"]["Message"]
+        assert "the image store cannot take the build's documents" in message, message
+        assert "s3://images/fleet/documents/" in message and "http://127.0.0.1:9" in message, message
+        assert ib.list_images()["imageVersionList"] == []  # nothing half-made
+    finally:
+        stop_server(api)
