@@ -1,6 +1,6 @@
 """Container build through the API vs the same work by hand, and where the API's extra time goes.
 
-    .venv/bin/python bench/container_build.py [--runs 3]
+    .venv/bin/python bench/container_build.py [--runs 3] [--timeline]
 
 Starts its own stack (Temporal dev server, API server, worker: engine/up.py) on a temporary data
 directory and creates the recipe of the end-to-end test (tests/builds/test_container_build.py).
@@ -21,7 +21,10 @@ layer is printed so this can be checked.
 
 Orchestration overhead comes from ListWorkflowExecutions / ListWorkflowStepExecutions: the sum
 of step durations against the total, and the gaps (time in Temporal and in recording the steps,
-not in the executor). Everything it made (containers, hand-built images, the stack's processes,
+not in the executor); and from the builds' Temporal histories: per step, the dispatch to the
+executor worker and the workflow's turnaround between steps (--timeline prints the last build's
+history event by event). Metadata collection is off for the API build: the hand build takes no
+package inventory. Everything it made (containers, hand-built images, the stack's processes,
 the data directory) is removed at the end, also after Ctrl-C or a failure. Pushed tags stay in
 the registry (it has no delete API enabled).
 """
@@ -69,6 +72,11 @@ ENV BUILT_BY=imagebuilder
 CMD ["cat", "/etc/motd"]
 """
 HAND_TEST = ["sh", "-c", "grep -q 'hi from the factory' /etc/motd"]
+#: Activities that are workflow steps (the rest write records or clean up).
+STEP_ACTIONS = frozenset(
+    {"LaunchInstance", "BootstrapInstanceForContainer", "ExecuteComponents", "DistributeContainerImage",
+     "TerminateInstance", "CollectImageMetadata"}
+)  # fmt: skip
 
 
 @dataclass
@@ -81,6 +89,7 @@ class Step:
 
 @dataclass
 class ApiRun:
+    arn: str
     total: float
     created: float
     available: float
@@ -135,7 +144,7 @@ def api_run(ib: Any, params: dict[str, Any], data_dir: Path) -> ApiRun:
             for raw in log.read_text().splitlines():
                 with contextlib.suppress(ValueError, SyntaxError):
                     _push_status(_literal(raw), pushes)
-    return ApiRun(t1 - t0, t0, t1, steps, pushes)
+    return ApiRun(arn, t1 - t0, t0, t1, steps, pushes)
 
 
 def _literal(raw: str) -> dict[str, Any]:
@@ -263,10 +272,96 @@ def report(api_runs: list[ApiRun], hand_runs: list[HandRun]) -> None:
 # -- main -----------------------------------------------------------------------------------------
 
 
+# -- Temporal's view: where the orchestration's time goes -----------------------------------------
+
+
+def histories(address: str, image_arns: list[str]) -> list[Any]:
+    """The builds' Temporal histories (event lists)."""
+    import asyncio
+
+    from temporalio.client import Client
+
+    from engine.builds.model import workflow_id
+
+    async def fetch() -> list[Any]:
+        client = await Client.connect(address)
+        return [(await client.get_workflow_handle(workflow_id(arn)).fetch_history()).events for arn in image_arns]
+
+    return asyncio.run(fetch())
+
+
+def _ms(event: Any) -> float:
+    return 1000 * float(event.event_time.ToDatetime().timestamp())
+
+
+def orchestration(events: list[Any]) -> dict[str, float]:
+    """Per build, in ms: before the first step is dispatched, the steps' dispatch (scheduled to
+    started on the executor worker), the workflow's turnaround (a step's completion to the next
+    step's scheduling: workflow task, records) and after the last step (the final state)."""
+    from temporalio.api.enums.v1 import EventType
+
+    names: dict[int, tuple[str, float]] = {}
+    out = {"steps": 0.0, "first": 0.0, "dispatch": 0.0, "turnaround": 0.0, "last": 0.0, "tasks": 0.0}
+    done = None
+    for e in events:
+        if e.event_type == EventType.EVENT_TYPE_WORKFLOW_TASK_STARTED:
+            out["tasks"] += 1
+        if e.HasField("activity_task_scheduled_event_attributes"):
+            name = e.activity_task_scheduled_event_attributes.activity_type.name
+            names[e.event_id] = (name, _ms(e))
+            if name in STEP_ACTIONS:
+                out["steps"] += 1
+                if done is None:
+                    out["first"] = _ms(e) - _ms(events[0])
+                else:
+                    out["turnaround"] += _ms(e) - done
+        elif e.HasField("activity_task_started_event_attributes"):
+            name, scheduled = names[e.activity_task_started_event_attributes.scheduled_event_id]
+            if name in STEP_ACTIONS:
+                out["dispatch"] += _ms(e) - scheduled
+        elif e.HasField("activity_task_completed_event_attributes"):
+            completed = names[e.activity_task_completed_event_attributes.scheduled_event_id][0]
+            done = _ms(e) if completed in STEP_ACTIONS else done
+    out["last"] = _ms(events[-1]) - (done or _ms(events[0]))
+    return out
+
+
+def report_orchestration(runs: list[dict[str, float]]) -> None:
+    med = {k: statistics.median(r[k] for r in runs) for k in runs[0]}
+    steps = med["steps"] or 1
+    per_step = (med["dispatch"] + med["turnaround"]) / steps
+    print(
+        f"\norchestration (Temporal histories, medians): {med['steps']:.0f} step activities, "
+        f"{med['tasks']:.0f} workflow tasks; per step {per_step:.0f} ms "
+        f"(dispatch {med['dispatch'] / steps:.0f} + workflow turnaround {med['turnaround'] / steps:.0f}); "
+        f"before the first step {med['first']:.0f} ms, after the last {med['last']:.0f} ms"
+    )
+
+
+def timeline(events: list[Any]) -> None:
+    """One build's history, one line per event (ms since the workflow started)."""
+    from temporalio.api.enums.v1 import EventType
+
+    names: dict[int, str] = {}
+    print(f"\nTemporal history of the last API run ({len(events)} events)")
+    for e in events:
+        kind = EventType.Name(e.event_type).removeprefix("EVENT_TYPE_")
+        what = ""
+        if e.HasField("activity_task_scheduled_event_attributes"):
+            names[e.event_id] = what = e.activity_task_scheduled_event_attributes.activity_type.name
+        for attr in ("activity_task_started_event_attributes", "activity_task_completed_event_attributes"):
+            if e.HasField(attr):
+                what = names.get(getattr(e, attr).scheduled_event_id, "")
+        if e.HasField("marker_recorded_event_attributes"):
+            what = e.marker_recorded_event_attributes.marker_name
+        print(f"{_ms(e) - _ms(events[0]):8.1f} ms  {kind:<28} {what}")
+
+
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--keep", action="store_true", help="keep the data directory (logs) for a look")
+    parser.add_argument("--timeline", action="store_true", help="print the last API run's Temporal history")
     args = parser.parse_args()
     # SIGTERM takes the same cleanup path as Ctrl-C.
     signal.signal(signal.SIGTERM, lambda *_: (_ for _ in ()).throw(KeyboardInterrupt()))
@@ -286,6 +381,9 @@ def main() -> int:
         api_proc = next(p for name, p in stack.procs if name == "api")
         ib = Server(f"http://127.0.0.1:{port}", data_dir, api_proc, stack.logs / "api.log").client()
         params = setup_build(ib, f"bench-{tag}")
+        # The hand build takes no package inventory, so the API build does not either: the same
+        # work on both sides (metadata collection is a step of its own, InventoryCollection).
+        params["enhancedImageMetadataEnabled"] = False
         print(f"data {data_dir}; API repository factory/bench-{tag}, hand repository {hand_repo}", flush=True)
         api_runs, hand_runs = [], []
         for i in range(args.runs + 1):
@@ -298,6 +396,10 @@ def main() -> int:
                 api_runs.append(a)
                 hand_runs.append(h)
         report(api_runs, hand_runs)
+        events = histories(f"127.0.0.1:{stack.temporal_port}", [r.arn for r in api_runs])
+        report_orchestration([orchestration(e) for e in events])
+        if args.timeline:
+            timeline(events[-1])
         return 0
     except KeyboardInterrupt:
         print("interrupted; cleaning up", file=sys.stderr)

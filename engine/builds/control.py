@@ -39,7 +39,7 @@ def control_worker(
 ) -> Worker:
     """``config``: the settings the event and scan loops use (the worker's flags, env and config
     file); without it they are read from the environment and config file alone."""
-    records = RecordActivities(store)
+    records = RecordActivities(store, blobs)
     starts = CliStartActivities(store, blobs, region, account, registry)
     lifecycle = LifecycleActivities(store, blobs, registry)
     _reconcile_lifecycle_schedules(client, store)

@@ -1,6 +1,8 @@
-"""Inputs, results and records of the image build workflow (one frozen dataclass each)."""
+"""Inputs, results and records of the image build workflow (one frozen dataclass each).
 
-from __future__ import annotations
+No ``from __future__ import annotations`` here: Temporal's converter resolves a dataclass's
+type hints on every decode, and string annotations make that a compile per field.
+"""
 
 from dataclasses import dataclass, field
 from typing import Any
@@ -52,6 +54,10 @@ class ImageStateUpdate:
     reason: str = ""
     output_resources: dict[str, Any] | None = None
     failure_context: dict[str, Any] | None = None
+    #: Blob-store reference of the package inventory a CollectImageMetadata step wrote (JSON
+    #: {"osVersion", "packages": [{"packageName", "packageVersion"}, ...]}): read into the image
+    #: record (ListImagePackages, osVersion) when the image becomes AVAILABLE.
+    packages_ref: str = ""
 
 
 @dataclass(frozen=True)
@@ -63,6 +69,22 @@ class ExecutionRecord:
     parent: str  # image ARN for workflow executions, workflow execution id for steps
     account: str
     body: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class BuildWrite:
+    """One write of a build's progress: an execution record (a partial update of one) or the
+    image's state."""
+
+    record: ExecutionRecord | None = None
+    image_state: ImageStateUpdate | None = None
+
+
+@dataclass(frozen=True)
+class RecordBatch:
+    """What the build wrote since its last batch, in the order it wrote them."""
+
+    writes: tuple[BuildWrite, ...] = ()
 
 
 @dataclass(frozen=True)

@@ -5,6 +5,11 @@ order, each step an activity named after its action on the task queue of a worke
 run it. Instances a step launches are pinned to the host that holds them. Whatever happens
 (a failed step, a cancellation, a worker that died), the `finally` path terminates every
 instance the build still holds, so nothing leaks.
+
+Progress (execution records, the image's state) goes to the store through one writer beside
+the build: what was written while its previous batch was in flight goes in its next, so a step
+costs one record write at most and never waits for one. Only the final state waits, after every
+record before it.
 """
 
 from __future__ import annotations
@@ -23,8 +28,10 @@ with workflow.unsafe.imports_passed_through():
     from engine.builds.model import (
         BuildInput,
         BuildResult,
+        BuildWrite,
         ExecutionRecord,
         ImageStateUpdate,
+        RecordBatch,
         StepActionSignal,
         WorkflowRun,
     )
@@ -119,7 +126,12 @@ def _message(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-@workflow.defn(name="ImageBuild")
+# Not in the sandbox: it re-runs the serialization context for every payload of every workflow
+# task in its restricted importer, the largest part of the workflow's own time on a short build.
+# This module and what it calls on the workflow path are deterministic by construction (the
+# workflow API only: workflow.now, workflow.uuid4, timers and activities); the end-to-end test
+# replays a real build's history to keep it so.
+@workflow.defn(name="ImageBuild", sandboxed=False)
 class ImageBuildWorkflow:
     def __init__(self) -> None:
         self.input: BuildInput | None = None
@@ -129,7 +141,15 @@ class ImageBuildWorkflow:
         self.output_resources: dict[str, Any] = {}
         self.actions: dict[str, StepActionSignal] = {}
         self.status = "PENDING"
-        self.writes: dict[str, asyncio.Task[None]] = {}
+        #: The package inventory of the last CollectImageMetadata step (a blob-store reference).
+        self.packages_ref = ""
+        # Progress not yet written (in order), how many writes were queued and how many of
+        # those are in the store; the writer task; set once the final state is being written.
+        self.outbox: list[BuildWrite] = []
+        self.queued = 0
+        self.written = 0
+        self.writer: asyncio.Task[None] | None = None
+        self.closing = False
 
     @workflow.signal(name="SendWorkflowStepAction")
     def step_action(self, signal: StepActionSignal) -> None:
@@ -142,19 +162,20 @@ class ImageBuildWorkflow:
     @workflow.run
     async def run(self, build: BuildInput) -> BuildResult:
         self.input = build
+        self.writer = asyncio.ensure_future(self._write_records())
         try:
             await self._stage("BUILDING", [w for w in build.workflows if w.type == "BUILD"])
             tests = [w for w in build.workflows if w.type == "TEST"]
             if build.tests_enabled and tests:
-                await self._set_state("TESTING")
+                self._set_state("TESTING")
                 await self._run_tests(tests)
             await self._stage("DISTRIBUTING", [w for w in build.workflows if w.type == "DISTRIBUTION"])
             await self._cleanup()
-            await self._set_state("AVAILABLE", output_resources=self.output_resources or None)
+            await self._finish("AVAILABLE", output_resources=self.output_resources or None)
             return BuildResult("AVAILABLE", output_resources=self.output_resources or None)
         except (asyncio.CancelledError, CancelledError):
             await self._cleanup(remove_artifact=True)
-            await self._set_state("CANCELLED", reason="the build was cancelled")
+            await self._finish("CANCELLED", reason="the build was cancelled")
             raise
         except StepFailure as failure:
             await self._cleanup(remove_artifact=True)
@@ -166,11 +187,11 @@ class ImageBuildWorkflow:
                 "failedStep": failure.step,
             }
             reason = f"step {failure.step} failed: {failure}"
-            await self._set_state("FAILED", reason=reason, failure_context=context)
+            await self._finish("FAILED", reason=reason, failure_context=context)
             raise ApplicationError(reason, type="BuildFailed", non_retryable=True) from None
         except Exception as exc:  # a bug or an unexpected failure: still leave nothing behind
             await self._cleanup(remove_artifact=True)
-            await self._set_state("FAILED", reason=_message(exc))
+            await self._finish("FAILED", reason=_message(exc))
             raise
 
     # -- stages -------------------------------------------------------------------------------
@@ -178,7 +199,7 @@ class ImageBuildWorkflow:
     async def _stage(self, status: str, runs: list[WorkflowRun]) -> None:
         if not runs:
             return
-        await self._set_state(status)
+        self._set_state(status)
         for run in runs:
             await self._run_document(run)
 
@@ -224,13 +245,13 @@ class ImageBuildWorkflow:
             "parallelGroup": run.parallel_group,
             "startTime": _now(),
         }
-        self._save(WORKFLOW_EXECUTION, wf_id, self.input.context.image_arn, {**base, "status": "RUNNING"})
+        self._record(WORKFLOW_EXECUTION, wf_id, self.input.context.image_arn, {**base, "status": "RUNNING"})
         try:
             for step in doc.steps:
                 await self._run_step(run, wf_id, step, state)
         except StepFailure as failure:
             await self._rollback(run, wf_id, state, failure)
-            await self._save(
+            self._record(
                 WORKFLOW_EXECUTION,
                 wf_id,
                 self.input.context.image_arn,
@@ -238,7 +259,7 @@ class ImageBuildWorkflow:
             )
             raise
         except (asyncio.CancelledError, CancelledError):
-            await self._save(
+            self._record(
                 WORKFLOW_EXECUTION,
                 wf_id,
                 self.input.context.image_arn,
@@ -247,7 +268,7 @@ class ImageBuildWorkflow:
             raise
         outputs = resolve_outputs(doc, state.context)
         self.workflow_outputs.update(outputs)
-        self._save(
+        self._record(
             WORKFLOW_EXECUTION,
             wf_id,
             self.input.context.image_arn,
@@ -277,29 +298,26 @@ class ImageBuildWorkflow:
         }
         if not evaluate_condition(step.if_, state.context):
             state.skipped += 1
-            self._save(STEP_EXECUTION, step_id, wf_id, {**record, "status": "SKIPPED", "endTime": _now()})
+            self._record(STEP_EXECUTION, step_id, wf_id, {**record, "status": "SKIPPED", "endTime": _now()})
             return
         try:
             inputs = resolve_inputs(step, state.context)
             # Written while the step is dispatched (records of one step stay in order).
-            running = self._save(
-                STEP_EXECUTION, step_id, wf_id, {**record, "status": "RUNNING", "inputs": json.dumps(inputs)}
-            )
+            self._record(STEP_EXECUTION, step_id, wf_id, {**record, "status": "RUNNING", "inputs": json.dumps(inputs)})
             if step.action == "WaitForAction":
-                await running  # ListWaitingWorkflowSteps must find the step once it waits
                 result = await self._wait_for_action(step, step_id, wf_id, record)
             else:
                 result = await self._execute(run, wf_id, step, step_id, inputs)
         except (asyncio.CancelledError, CancelledError):
-            await self._save(STEP_EXECUTION, step_id, wf_id, {"status": "CANCELLED", "endTime": _now()})
+            self._record(STEP_EXECUTION, step_id, wf_id, {"status": "CANCELLED", "endTime": _now()})
             raise
         except (ActivityError, ApplicationError, ResolutionError) as exc:
             if _is_cancellation(exc):
-                await self._save(STEP_EXECUTION, step_id, wf_id, {"status": "CANCELLED", "endTime": _now()})
+                self._record(STEP_EXECUTION, step_id, wf_id, {"status": "CANCELLED", "endTime": _now()})
                 raise asyncio.CancelledError() from None
             message = _message(exc)
             state.failed += 1
-            await self._save(
+            self._record(
                 STEP_EXECUTION,
                 step_id,
                 wf_id,
@@ -311,7 +329,7 @@ class ImageBuildWorkflow:
         state.succeeded += 1
         state.context["stepOutputs"][step.name] = result.outputs
         state.done.append(_Done(step, step_id, result.outputs))
-        self._save(
+        self._record(
             STEP_EXECUTION,
             step_id,
             wf_id,
@@ -359,6 +377,9 @@ class ImageBuildWorkflow:
         if result.output_resources:
             for key, value in result.output_resources.items():
                 self.output_resources.setdefault(key, []).extend(value)
+        packages = result.outputs.get("packagesRef")
+        if step.action == "CollectImageMetadata" and isinstance(packages, str) and packages:
+            self.packages_ref = packages  # read into the image record when it becomes AVAILABLE
         return result
 
     def _queue_for(self, action: str, inputs: dict[str, Any], stage: str) -> str:
@@ -374,17 +395,18 @@ class ImageBuildWorkflow:
         return pool_queue(self.input.context.executor)
 
     async def _wait_for_action(self, step: Step, step_id: str, wf_id: str, record: dict[str, Any]) -> StepResult:
-        await self._save(STEP_EXECUTION, step_id, wf_id, {"_waiting": True})
+        self._record(STEP_EXECUTION, step_id, wf_id, {"_waiting": True})
+        await self._records_written()  # ListWaitingWorkflowSteps must find the step once it waits
         timeout = timedelta(seconds=step.timeout_seconds or 3 * 24 * 3600)
         try:
             await workflow.wait_condition(lambda: step_id in self.actions, timeout=timeout)
         except TimeoutError:
-            await self._save(STEP_EXECUTION, step_id, wf_id, {"_waiting": False})
+            self._record(STEP_EXECUTION, step_id, wf_id, {"_waiting": False})
             raise ApplicationError(
                 f"no action was sent within {int(timeout.total_seconds())} s", type="Timeout"
             ) from None
         signal = self.actions[step_id]
-        await self._save(STEP_EXECUTION, step_id, wf_id, {"_waiting": False})
+        self._record(STEP_EXECUTION, step_id, wf_id, {"_waiting": False})
         if signal.action == "STOP":
             raise ApplicationError(f"stopped by SendWorkflowStepAction: {signal.reason}", type="Stopped")
         return StepResult(outputs={"action": signal.action, "reason": signal.reason})
@@ -392,11 +414,11 @@ class ImageBuildWorkflow:
     async def _rollback(self, run: WorkflowRun, wf_id: str, state: _RunState, failure: StepFailure) -> None:
         """Undo completed steps in reverse order: an instance a failed workflow launched is terminated."""
         assert self.input is not None
-        await self._save(WORKFLOW_EXECUTION, wf_id, self.input.context.image_arn, {"status": "ROLLBACK_IN_PROGRESS"})
+        self._record(WORKFLOW_EXECUTION, wf_id, self.input.context.image_arn, {"status": "ROLLBACK_IN_PROGRESS"})
         for done in reversed(state.done):
             spec = ACTIONS.get(done.step.action)
             if not rollback_enabled(done.step, state.context) or spec is None or not spec.rollback:
-                await self._save(STEP_EXECUTION, done.step_execution_id, wf_id, {"rollbackStatus": "SKIPPED"})
+                self._record(STEP_EXECUTION, done.step_execution_id, wf_id, {"rollbackStatus": "SKIPPED"})
                 continue
             instance_id = done.outputs.get("instanceId")
             status = "COMPLETED"
@@ -405,7 +427,7 @@ class ImageBuildWorkflow:
                     await self._terminate([instance_id])
                 except (ActivityError, ApplicationError):
                     status = "FAILED"
-            await self._save(STEP_EXECUTION, done.step_execution_id, wf_id, {"rollbackStatus": status})
+            self._record(STEP_EXECUTION, done.step_execution_id, wf_id, {"rollbackStatus": status})
 
     # -- cleanup and records ------------------------------------------------------------------
 
@@ -441,47 +463,83 @@ class ImageBuildWorkflow:
             except (ActivityError, ApplicationError) as exc:
                 workflow.logger.error("cleanup failed: %s", _message(exc))
 
-    async def _set_state(
+    def _set_state(self, status: str) -> None:
+        """A state on the way: written with the next batch, the build goes on meanwhile."""
+        assert self.input is not None
+        self.status = status
+        self._queue(BuildWrite(image_state=ImageStateUpdate(self.input.context.image_arn, status)))
+
+    async def _finish(
         self,
         status: str,
         reason: str = "",
         output_resources: dict[str, Any] | None = None,
         failure_context: dict[str, Any] | None = None,
     ) -> None:
+        """The final state, in the store before the build ends and after every record before it.
+
+        The writer's batch in flight lands first; what is left goes with the state as a local
+        activity: the build has nothing else to do, so holding its workflow task costs nothing
+        and saves a round trip through the server.
+        """
         assert self.input is not None
         self.status = status
-        await self._flush()
-        await workflow.execute_local_activity(
-            "SetImageState",
-            ImageStateUpdate(self.input.context.image_arn, status, reason, output_resources, failure_context),
-            start_to_close_timeout=RECORD_TIMEOUT,
+        update = ImageStateUpdate(
+            self.input.context.image_arn,
+            status,
+            reason,
+            output_resources,
+            failure_context,
+            packages_ref=self.packages_ref if status == "AVAILABLE" else "",
         )
+        self._queue(BuildWrite(image_state=update))
+        self.closing = True
+        writer = self.writer
+        if writer is not None:
+            await workflow.wait_condition(writer.done)
+        await self._write_batch(local=True)
 
-    def _save(self, kind: str, ident: str, parent: str, body: dict[str, Any]) -> asyncio.Task[None]:
-        """Write an execution record without holding up the build: writes of one record run in
-        order, and every write is done before the image's state changes (see ``_flush``)."""
+    def _record(self, kind: str, ident: str, parent: str, body: dict[str, Any]) -> None:
+        """Queue a (partial) write of an execution record; the build does not wait for it."""
         assert self.input is not None
-        record = ExecutionRecord(kind, ident, parent, self.input.account, body)
-        previous = self.writes.get(ident)
+        self._queue(BuildWrite(record=ExecutionRecord(kind, ident, parent, self.input.account, body)))
 
-        async def write() -> None:
-            if previous is not None:
-                await previous
-            # A regular activity, not a local one: a local activity would hold back the workflow
-            # task, and with it the dispatch of the step this record describes.
-            await workflow.execute_activity(
-                "SaveExecution", record, task_queue=CONTROL_QUEUE, start_to_close_timeout=RECORD_TIMEOUT
-            )
+    def _queue(self, write: BuildWrite) -> None:
+        self.outbox.append(write)
+        self.queued += 1
 
-        task = asyncio.ensure_future(write())
-        self.writes[ident] = task
-        return task
+    async def _records_written(self) -> None:
+        """Until everything queued so far is in the store."""
+        upto = self.queued
+        await workflow.wait_condition(lambda: self.written >= upto)
 
-    async def _flush(self) -> None:
-        pending = list(self.writes.values())
-        self.writes.clear()
-        # A record write that failed (or was cancelled with the build) must not stop the image
-        # state from being written; the activity already retried it.
-        for result in await asyncio.gather(*pending, return_exceptions=True):
-            if isinstance(result, BaseException):
-                workflow.logger.warning("an execution record was not written: %s", result)
+    async def _write_records(self) -> None:
+        """The build's one record writer: one batch at a time, each with all that queued while
+        the one before was written, so records stay in order and a step costs one write at most."""
+        while True:
+            await workflow.wait_condition(lambda: bool(self.outbox) or self.closing)
+            if self.closing:
+                return  # _finish writes the rest with the final state
+            await self._write_batch(local=False)
+
+    async def _write_batch(self, local: bool) -> None:
+        batch, upto = RecordBatch(tuple(self.outbox)), self.queued
+        self.outbox = []
+        if not batch.writes:
+            return
+        try:
+            if local:
+                await workflow.execute_local_activity("SaveBuildRecords", batch, start_to_close_timeout=RECORD_TIMEOUT)
+            else:
+                # A regular activity, not a local one: a local activity would hold back the
+                # workflow task, and with it the dispatch of the step these records describe.
+                await workflow.execute_activity(
+                    "SaveBuildRecords", batch, task_queue=CONTROL_QUEUE, start_to_close_timeout=RECORD_TIMEOUT
+                )
+        except ActivityError as exc:
+            # The activity already retried; a lost record must not stop the build or its final state.
+            workflow.logger.warning("build records were not written: %s", _message(exc))
+        except (asyncio.CancelledError, CancelledError):
+            self.outbox[:0] = batch.writes  # cancelled before it was written: it goes with the next
+            raise
+        self.written = max(self.written, upto)

@@ -6,6 +6,7 @@ workspace on disk.
 
 from __future__ import annotations
 
+import asyncio
 import json
 import time
 import urllib.request
@@ -14,7 +15,11 @@ from typing import Any
 
 import docker
 import pytest
+from temporalio.client import Client
+from temporalio.worker import Replayer
 
+from engine.builds.model import workflow_id
+from engine.builds.workflow import ImageBuildWorkflow
 from tests.builds.conftest import Stack
 
 COMPONENT = """name: motd
@@ -139,6 +144,15 @@ def test_container_image_is_built_tested_and_pushed(stack: Stack) -> None:
     steps = ib.list_workflow_step_executions(workflowExecutionId=executions[0]["workflowExecutionId"])["steps"]
     assert [s["name"] for s in steps][:3] == ["LaunchBuildInstance", "BootstrapBuildInstance", "ApplyBuildComponents"]
     assert leftovers(arn) == []
+    asyncio.run(replay(stack.temporal.address, arn))
+
+
+async def replay(address: str, image_arn: str) -> None:
+    """The build's real history replays without a nondeterminism error: the workflow runs
+    outside Temporal's sandbox, so this is what keeps it deterministic."""
+    client = await Client.connect(address)
+    history = await client.get_workflow_handle(workflow_id(image_arn)).fetch_history()
+    await Replayer(workflows=[ImageBuildWorkflow]).replay_workflow(history)
 
 
 def test_managed_parent_image_by_arn(stack: Stack) -> None:

@@ -2,26 +2,34 @@
 waits measured in hours pass in seconds. The API's own dispatcher starts and signals the
 builds (no HTTP needed), and the real control worker runs them against a real store.
 
-The builds here are machine-image builds whose attached BUILD workflow is a single
-WaitForAction step, so no executor is involved: this is the interpreter's logic alone.
+The builds here are machine-image builds; no executor is involved: this is the interpreter's
+logic alone. The executor's side of the steps they run (the managed distribution's steps, and
+the launch and package inventory of one test) is answered by stand-in activities registered
+under the actions' names: these tests check the workflow's plumbing, not an executor.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import os
 import sys
+from collections.abc import AsyncIterator
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+from temporalio import activity
 from temporalio.testing import WorkflowEnvironment
+from temporalio.worker import Worker
 
 from engine import settings
 from engine.api.dispatch import Dispatcher
 from engine.api.server import build_services
 from engine.builds.control import control_worker
+from workers.blobstore import BlobStore
+from workers.contracts import StepRequest, StepResult, pool_queue
 
 GATE = """name: gate
 schemaVersion: 1.0
@@ -66,60 +74,151 @@ def status(d: Dispatcher, arn: str) -> dict[str, Any]:
     return state
 
 
-async def scenario(tmp: Path) -> None:
+INVENTORY = """name: inventory
+schemaVersion: 1.0
+steps:
+  - name: Launch
+    action: LaunchInstance
+    inputs:
+      waitFor: ssmAgent
+  - name: Inventory
+    action: CollectImageMetadata
+    inputs:
+      instanceId.$: $.stepOutputs.Launch.instanceId
+  - name: Terminate
+    action: TerminateInstance
+    inputs:
+      instanceId.$: $.stepOutputs.Launch.instanceId
+"""
+PACKAGES = [
+    {"packageName": "bash", "packageVersion": "5.2.15-2+b2"},
+    {"packageName": "coreutils", "packageVersion": "9.1-1"},
+]
+
+
+def stand_in_steps(blobs: BlobStore) -> list[Any]:
+    """The executor's side of the steps these builds run, as the libvirt executor answers them
+    (the inventory a file in the blob store, named by packagesRef), without a VM."""
+
+    @activity.defn(name="LaunchInstance")
+    async def launch(request: StepRequest) -> StepResult:
+        return StepResult(outputs={"instanceId": "i-0123456789abcdef0"})
+
+    @activity.defn(name="CollectImageMetadata")
+    async def collect(request: StepRequest) -> StepResult:
+        assert request.inputs == {"instanceId": "i-0123456789abcdef0"}
+        ref = f"images/{request.context.image_name}/packages.json"
+        path = blobs.path(ref)
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_text(json.dumps({"osVersion": "Debian 12", "packages": PACKAGES}))
+        return StepResult(outputs={"osVersion": "Debian 12", "packagesRef": ref})
+
+    @activity.defn(name="TerminateInstance")
+    async def terminate(request: StepRequest) -> StepResult:
+        return StepResult(outputs={"status": "Success"})
+
+    # The managed distribution workflow of machine images (distribute-image), always run.
+    @activity.defn(name="DistributeImage")
+    async def distribute(request: StepRequest) -> StepResult:
+        return StepResult(outputs={"distributedImages": [{"region": "us-east-1"}]})
+
+    @activity.defn(name="ModifyImageAttributes")
+    async def modify(request: StepRequest) -> StepResult:
+        return StepResult(outputs={"status": "Success"})
+
+    @activity.defn(name="ApplyImageConfigurations")
+    async def apply(request: StepRequest) -> StepResult:
+        return StepResult(outputs={"status": "Success"})
+
+    return [launch, collect, terminate, distribute, modify, apply]
+
+
+@contextlib.asynccontextmanager
+async def control_plane(tmp: Path) -> AsyncIterator[tuple[WorkflowEnvironment, Dispatcher]]:
+    """The time-skipping server, the API's dispatcher, the real control worker and the stand-in steps."""
     server_exe = str(Path(sys.executable).parent / "temporal-test-server")
-    async with await WorkflowEnvironment.start_time_skipping(test_server_existing_path=server_exe) as env:
-        target = env.client.service_client.config.target_host
-        os.environ.update({"IMAGEBUILDER_DATA_DIR": str(tmp), "IMAGEBUILDER_TEMPORAL_ADDRESS": target})
-        config = settings.load()
-        services = build_services(config)
-        d = Dispatcher(services, acting_as=config.account_id)
-        worker = control_worker(env.client, services.store, services.blobs, config.region, config.account_id, "")
-        async with worker:
-            # A wait nobody answers: after its 3600 s timeout (skipped) the image fails with the reason.
-            timed_out = (await asyncio.to_thread(call, d, "PUT", "CreateImage", {**setup(d, "a"), "clientToken": "a"}))[
-                "imageBuildVersionArn"
-            ]
-            for _ in range(100):  # skip time in half-hour strides until the build has failed
-                await env.sleep(timedelta(minutes=30))
-                if status(d, timed_out)["status"] == "FAILED":
-                    break
-            state = status(d, timed_out)
-            assert state["status"] == "FAILED" and "no action was sent within 3600 s" in state["reason"], state
-
-            # A wait released with RESUME through SendWorkflowStepAction: the image becomes AVAILABLE.
-            resumed = (await asyncio.to_thread(call, d, "PUT", "CreateImage", {**setup(d, "b"), "clientToken": "b"}))[
-                "imageBuildVersionArn"
-            ]
-            step = None
-            for _ in range(200):
-                waiting = call(d, "POST", "ListWaitingWorkflowSteps", {})["steps"]
-                step = next((s for s in waiting if s["imageBuildVersionArn"] == resumed), None)
-                if step:
-                    break
-                await asyncio.sleep(0.05)
-            assert step is not None, "the build never waited"
-            await asyncio.to_thread(call, d, "PUT", "SendWorkflowStepAction", {
-                "stepExecutionId": step["stepExecutionId"], "imageBuildVersionArn": resumed,
-                "action": "RESUME", "clientToken": "go",
-            })  # fmt: skip
-            for _ in range(200):
-                if status(d, resumed)["status"] == "AVAILABLE":
-                    break
-                await asyncio.sleep(0.05)
-            assert status(d, resumed)["status"] == "AVAILABLE"
-            execs = call(d, "POST", "ListWorkflowExecutions", {"imageBuildVersionArn": resumed})["workflowExecutions"]
-            steps = call(
-                d, "POST", "ListWorkflowStepExecutions", {"workflowExecutionId": execs[0]["workflowExecutionId"]}
-            )
-            assert [(s["name"], s["status"]) for s in steps["steps"]] == [("Approval", "COMPLETED")]
-        services.store.dispose()
-
-
-def test_wait_for_action_timeout_and_resume_with_time_skipping(tmp_path: Path) -> None:
     saved = dict(os.environ)
     try:
-        asyncio.run(scenario(tmp_path))
+        async with await WorkflowEnvironment.start_time_skipping(test_server_existing_path=server_exe) as env:
+            target = env.client.service_client.config.target_host
+            os.environ.update({"IMAGEBUILDER_DATA_DIR": str(tmp), "IMAGEBUILDER_TEMPORAL_ADDRESS": target})
+            config = settings.load()
+            services = build_services(config)
+            d = Dispatcher(services, acting_as=config.account_id)
+            worker = control_worker(env.client, services.store, services.blobs, config.region, config.account_id, "")
+            steps = Worker(env.client, task_queue=pool_queue("libvirt"), activities=stand_in_steps(services.blobs))
+            async with worker, steps:
+                yield env, d
+            services.store.dispose()
     finally:
         os.environ.clear()
         os.environ.update(saved)
+
+
+async def scenario(tmp: Path) -> None:
+    async with control_plane(tmp) as (env, d):
+        # A wait nobody answers: after its 3600 s timeout (skipped) the image fails with the reason.
+        timed_out = (await asyncio.to_thread(call, d, "PUT", "CreateImage", {**setup(d, "a"), "clientToken": "a"}))[
+            "imageBuildVersionArn"
+        ]
+        for _ in range(100):  # skip time in half-hour strides until the build has failed
+            await env.sleep(timedelta(minutes=30))
+            if status(d, timed_out)["status"] == "FAILED":
+                break
+        state = status(d, timed_out)
+        assert state["status"] == "FAILED" and "no action was sent within 3600 s" in state["reason"], state
+
+        # A wait released with RESUME through SendWorkflowStepAction: the image becomes AVAILABLE.
+        resumed = (await asyncio.to_thread(call, d, "PUT", "CreateImage", {**setup(d, "b"), "clientToken": "b"}))[
+            "imageBuildVersionArn"
+        ]
+        step = None
+        for _ in range(200):
+            waiting = call(d, "POST", "ListWaitingWorkflowSteps", {})["steps"]
+            step = next((s for s in waiting if s["imageBuildVersionArn"] == resumed), None)
+            if step:
+                break
+            await asyncio.sleep(0.05)
+        assert step is not None, "the build never waited"
+        await asyncio.to_thread(call, d, "PUT", "SendWorkflowStepAction", {
+            "stepExecutionId": step["stepExecutionId"], "imageBuildVersionArn": resumed,
+            "action": "RESUME", "clientToken": "go",
+        })  # fmt: skip
+        for _ in range(200):
+            if status(d, resumed)["status"] == "AVAILABLE":
+                break
+            await asyncio.sleep(0.05)
+        assert status(d, resumed)["status"] == "AVAILABLE"
+        execs = call(d, "POST", "ListWorkflowExecutions", {"imageBuildVersionArn": resumed})["workflowExecutions"]
+        steps = call(d, "POST", "ListWorkflowStepExecutions", {"workflowExecutionId": execs[0]["workflowExecutionId"]})
+        assert [(s["name"], s["status"]) for s in steps["steps"]] == [("Approval", "COMPLETED")]
+
+
+def test_wait_for_action_timeout_and_resume_with_time_skipping(tmp_path: Path) -> None:
+    asyncio.run(scenario(tmp_path))
+
+
+async def inventory_scenario(tmp: Path) -> None:
+    async with control_plane(tmp) as (_env, d):
+        params = setup(d, "inv")
+        wf = call(d, "PUT", "CreateWorkflow", {
+            "name": "inventory-inv", "semanticVersion": "1.0.0", "type": "BUILD", "data": INVENTORY,
+            "clientToken": "inventory-inv",
+        })["workflowBuildVersionArn"]  # fmt: skip
+        params["workflows"] = [{"workflowArn": wf}]
+        arn = (await asyncio.to_thread(call, d, "PUT", "CreateImage", {**params, "clientToken": "inv"}))[
+            "imageBuildVersionArn"
+        ]
+        for _ in range(400):
+            if status(d, arn)["status"] in ("AVAILABLE", "FAILED", "CANCELLED"):
+                break
+            await asyncio.sleep(0.05)
+        assert status(d, arn)["status"] == "AVAILABLE", status(d, arn)
+        listed = call(d, "POST", "ListImagePackages", {"imageBuildVersionArn": arn})["imagePackageList"]
+        assert listed == PACKAGES
+        resp = d.handle("GET", "/GetImage", f"imageBuildVersionArn={arn}", {}, b"")
+        assert json.loads(resp.body)["image"]["osVersion"] == "Debian 12"
+
+
+def test_collected_package_inventory_reaches_the_image(tmp_path: Path) -> None:
+    asyncio.run(inventory_scenario(tmp_path))
