@@ -18,17 +18,26 @@ by the commit itself (`--change`, the engine's own Dockerfile dispatcher).
 
 Running the components through our own runner instead of a RUN line is what lets a failed
 component name its step, and a cancellation stop between (or during) steps. The test stage runs
-the test phases in a container of the new image. DistributeContainerImage pushes to the
-loopback registry. Every container and image made carries the instance's labels, so cleanup
-finds them even after a worker restart that lost the workspace folder.
+the test phases in a container of the new image: LaunchInstance creates and starts it (the
+instance boots while the build moves on to BootstrapInstance, which waits until it runs).
+DistributeContainerImage pushes to the loopback registry. Every container and image made carries
+the instance's labels, so cleanup finds them even after a worker restart that lost the workspace
+folder.
+
+The test container, once its tests passed, is removed on a background thread: the engine's
+teardown (kill, unmount, delete) need not hold up the build. The instance still lists it;
+TerminateInstance and cleanup wait for that removal.
 """
 
 from __future__ import annotations
 
 import contextlib
+import logging
 import re
+import threading
 import time
 from collections.abc import Iterator, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -72,6 +81,9 @@ from workers.executors.docker_workspace import (
 
 BUILD_PHASES = ("build", "validate")
 TEST_PHASES = ("test",)
+log = logging.getLogger(__name__)
+#: How long TerminateInstance waits for a background removal before removing again itself.
+REMOVAL_WAIT = 120.0
 
 
 def region_of(image_arn: str) -> str:
@@ -88,6 +100,10 @@ class DockerExecutor(Executor, kind="docker"):
         super().__init__(settings)
         self.workspaces = Workspaces(settings.state_dir)
         self._client: docker.DockerClient | None = None
+        # Container starts and removals that run beside the steps, by instance.
+        self._background = ThreadPoolExecutor(max_workers=4, thread_name_prefix="docker-background")
+        self._pending: dict[str, list[Future[Any]]] = {}
+        self._pending_lock = threading.Lock()
 
     @property
     def client(self) -> docker.DockerClient:
@@ -122,16 +138,26 @@ class DockerExecutor(Executor, kind="docker"):
         state = self.workspaces.create(purpose, request.context.image_arn)
         state.test_image = test_image
         self.workspaces.save(state)
-        return StepResult(
-            outputs={"instanceId": state.instance_id},
-            instance_queue=self.queue,
-            message=f"{purpose} workspace {state.instance_id} on docker host {self.settings.host_id}",
-        )
+        message = f"{purpose} workspace {state.instance_id} on docker host {self.settings.host_id}"
+        if purpose == "test" and request.context.components:
+            # The test instance is a container of the new image, booting from now on.
+            with _engine():
+                container = self._create_container(test_image, state, [], name=_test_container(state.instance_id))
+            self._beside(state.instance_id, self._start, container)
+            message += f", test container {container[:12]} starting"
+        return StepResult(outputs={"instanceId": state.instance_id}, instance_queue=self.queue, message=message)
 
     def bootstrap_instance(self, request: StepRequest, runtime: StepRuntime) -> StepResult:
-        self._state(request)
+        state = self._state(request)
         with _engine():
             self.client.ping()
+            if state.purpose == "test" and state.containers:
+                self._settle(state.instance_id)
+                try:
+                    self._running(_test_container(state.instance_id))
+                except docker.errors.NotFound:  # gone (removed by hand?): ExecuteComponents makes another
+                    return StepResult(outputs={"status": "Success"}, message="the docker engine answers")
+                return StepResult(outputs={"status": "Success"}, message="the test container runs")
         return StepResult(outputs={"status": "Success"}, message="the docker engine answers")
 
     def terminate_instance(self, request: StepRequest, runtime: StepRuntime) -> StepResult:
@@ -286,24 +312,87 @@ class DockerExecutor(Executor, kind="docker"):
         if not components:
             return StepResult(outputs={"status": "Success"}, message="the recipe has no components to test")
         containers: list[str] = []
+        done = False
         try:
             with _engine():
-                container = self._start_container(state.test_image, state, containers)
+                container = self._claim_test_container(state, containers)
             ran = self._run_components(container, components, TEST_PHASES, runtime, "test")
+            done = True
         finally:
-            self._remove_containers(containers)
+            if done:
+                self._beside(state.instance_id, self._remove_containers, containers)
+            else:
+                self._remove_containers(containers)
         return StepResult(outputs={"status": "Success"}, message=f"ran the test phase of {ran} components")
+
+    def _claim_test_container(self, state: InstanceState, step_containers: list[str]) -> str:
+        """The container LaunchInstance started, renamed so that a rerun of this step (after a
+        worker restart) never tests in a container an earlier run already used: it gets a new one."""
+        self._settle(state.instance_id)
+        name = _test_container(state.instance_id)
+        try:
+            self.client.api.rename(name, f"{name}-used")
+        except docker.errors.NotFound:
+            return self._start_container(state.test_image, state, step_containers)
+        step_containers.append(name + "-used")
+        self._running(name + "-used")
+        return name + "-used"
+
+    def _create_container(
+        self,
+        image: str,
+        state: InstanceState,
+        step_containers: list[str],
+        working_dir: str | None = None,
+        name: str | None = None,
+    ) -> str:
+        container = self.client.api.create_container(
+            image,
+            entrypoint=KEEPALIVE,
+            command=[],
+            labels=state.labels,
+            detach=True,
+            working_dir=working_dir,
+            name=name,
+        )
+        cid = str(container["Id"])
+        step_containers.append(cid)
+        self._track(state, containers=[cid])
+        return cid
 
     def _start_container(
         self, image: str, state: InstanceState, step_containers: list[str], working_dir: str | None = None
     ) -> str:
-        container = self.client.containers.create(
-            image, entrypoint=KEEPALIVE, command=[], labels=state.labels, detach=True, working_dir=working_dir
-        )
-        step_containers.append(container.id)
-        self._track(state, containers=[container.id])
-        container.start()
-        return str(container.id)
+        container = self._create_container(image, state, step_containers, working_dir=working_dir)
+        self.client.api.start(container)
+        return container
+
+    def _start(self, container: str) -> None:
+        self.client.api.start(container)
+
+    def _running(self, container: str) -> None:
+        """Start the container unless it runs (a worker restart lost the start begun at launch)."""
+        if not (self.client.api.inspect_container(container).get("State") or {}).get("Running"):
+            self.client.api.start(container)
+
+    # -- work beside the steps ----------------------------------------------------------------
+
+    def _beside(self, instance_id: str, fn: Any, *args: Any) -> None:
+        """Run fn on a background thread; _settle(instance_id) waits for it."""
+        future = self._background.submit(fn, *args)
+        with self._pending_lock:
+            self._pending.setdefault(instance_id, []).append(future)
+
+    def _settle(self, instance_id: str) -> None:
+        """Wait for the instance's background work; its errors are for the caller's own retry
+        (a start that failed is started again, a removal that failed is removed again)."""
+        with self._pending_lock:
+            futures = self._pending.pop(instance_id, [])
+        for future in futures:
+            try:
+                future.result(timeout=REMOVAL_WAIT)
+            except Exception as exc:  # logged: what follows does the work again
+                log.warning("background docker work of %s failed: %s", instance_id, exc)
 
     def _run_components(
         self,
@@ -435,6 +524,7 @@ class DockerExecutor(Executor, kind="docker"):
         a parent of a kept image. Once pushed, the registry holds the image and this host keeps
         nothing: a build host does not fill up with every image it ever built.
         """
+        self._settle(instance_id)
         state = self.workspaces.load(instance_id)
         removed: list[str] = []
         with _engine():
@@ -499,6 +589,11 @@ class DockerExecutor(Executor, kind="docker"):
         state.containers = [*state.containers, *containers]
         state.images = [*state.images, *images]
         self.workspaces.save(state)
+
+
+def _test_container(instance_id: str) -> str:
+    """The name of a test instance's container: found again by name, without listing."""
+    return f"ib-{instance_id}-test"
 
 
 def _same_image(a: str, b: str) -> bool:
