@@ -38,6 +38,7 @@ VERBS: dict[str, tuple[Callable[[Sequence[str]], int], str]] = {
     "toe": (_toe, "validate and run component documents (awstoe-compatible)"),
     "parent-image": (lambda a: __import__("engine.parent_image_cli", fromlist=["_"]).main(a), "offline base images"),
     "keys": (lambda a: __import__("engine.api.auth.cli", fromlist=["_"]).main(a), "API access keys"),
+    "follow": (lambda a: __import__("engine.follow_cli", fromlist=["_"]).main(a), "follow an image build live"),
     "instances": (
         lambda a: __import__("engine.instances_cli", fromlist=["_"]).main(a),
         "build and test instances on this host: list, connect, remove kept ones",

@@ -73,6 +73,24 @@ SETTINGS: tuple[Setting, ...] = (
         "temporal",
     ),
     Setting("log_level", "info", "log level: debug, info, warning, error", "general"),
+    Setting(
+        "log_format",
+        "text",
+        "log lines: text, or json (one object a line: time, level, logger, message; image_arn and step in builds)",
+        "observability",
+    ),
+    Setting(
+        "metrics_port",
+        "0",
+        "port a worker serves Prometheus /metrics on; 0: none (the API has /metrics)",
+        "observability",
+    ),
+    Setting(
+        "otel_exporter",
+        "none",
+        "OpenTelemetry traces: none, console, or an OTLP/HTTP collector URL (http://host:4318)",
+        "observability",
+    ),
     Setting("registry", "127.0.0.1:5000", "container registry (host:port) images are pushed to", "builds"),
     Setting(
         "max_concurrent",
@@ -136,6 +154,9 @@ class Config:
     temporal_namespace: str
     pipeline_catchup_minutes: int
     log_level: str
+    log_format: str
+    metrics_port: int
+    otel_exporter: str
     registry: str
     max_concurrent: int
     vulnerability_database: str

@@ -13,6 +13,7 @@ from pathlib import Path
 from temporalio.client import Client
 
 from engine import settings
+from engine.observability.process import client_interceptors, observe_workers, setup_process
 
 
 async def run_workers(config: settings.Config, control: bool, executors: list[str], max_concurrent: int) -> None:
@@ -20,7 +21,9 @@ async def run_workers(config: settings.Config, control: bool, executors: list[st
     from workers.worker import executor_workers
 
     try:
-        client = await Client.connect(config.temporal_address, namespace=config.temporal_namespace)
+        client = await Client.connect(
+            config.temporal_address, namespace=config.temporal_namespace, interceptors=client_interceptors()
+        )
     except RuntimeError as exc:  # the SDK's connect error carries the transport's reason
         raise SystemExit(
             f"imagebuilder worker: cannot reach Temporal at {config.temporal_address} "
@@ -62,6 +65,7 @@ async def run_workers(config: settings.Config, control: bool, executors: list[st
         )
     if not workers:
         raise SystemExit("nothing to run: give --control and/or --executors")
+    await observe_workers(client, config, workers, blobs, control)
     logging.info("workers running: control=%s executors=%s", control, executors)
     await asyncio.gather(*(w.run() for w in workers))
 
@@ -73,7 +77,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     settings.add_arguments(parser)
     args = parser.parse_args(argv)
     config = settings.load(args)
-    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_process(config, "imagebuilder-worker")
     kinds = [k for k in args.executors.split(",") if k]
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run_workers(config, args.control, kinds, config.max_concurrent))

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import logging
 import os
 import sys
 from collections.abc import Awaitable, Callable, MutableMapping, Sequence
@@ -15,6 +14,8 @@ from typing import Any
 from engine import managed, settings
 from engine.api.dispatch import Dispatcher
 from engine.api.services import Services
+from engine.observability.api import api_metrics, send_metrics
+from engine.observability.process import setup_process
 from engine.store import Store
 
 Scope = MutableMapping[str, Any]
@@ -36,6 +37,7 @@ def build_services(config: settings.Config) -> Services:
 class App:
     def __init__(self, services: Services) -> None:
         self.dispatcher = Dispatcher(services)
+        self.metrics = api_metrics(services)
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "lifespan":
@@ -56,6 +58,9 @@ class App:
                 break
         if scope["path"] == "/healthz":
             await _plain(send, 200, b'{"status":"ok"}')
+            return
+        if scope["path"] == "/metrics":  # Prometheus; unauthenticated like /healthz (docs/OBSERVABILITY.md)
+            await send_metrics(send, self.metrics)
             return
         headers: dict[str, str] = {}
         for k, v in scope["headers"]:
@@ -92,7 +97,7 @@ async def _plain(send: Send, status: int, body: bytes) -> None:
 def create_app() -> App:
     """Factory for uvicorn (also used by each worker process); reads settings from the env."""
     config = settings.load()
-    logging.basicConfig(level=config.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    setup_process(config, "imagebuilder-api")
     return App(build_services(config))
 
 
@@ -121,6 +126,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         port=config.port,
         workers=config.workers if config.workers > 1 else None,
         log_level="warning",
+        log_config=None,  # uvicorn's lines go through our handler (text or JSON)
         access_log=False,
     )
     return 0

@@ -20,6 +20,7 @@ from temporalio.service import RPCError, RPCStatusCode
 
 from engine.api.errors import ApiError
 from engine.builds.model import WORKFLOW_NAME, BuildInput, StepActionSignal, workflow_id
+from engine.observability.process import connect_client
 
 if TYPE_CHECKING:
     from engine.pipelines.model import PipelineRunInput
@@ -47,7 +48,8 @@ class TemporalGateway:
     def _call(self, make: Callable[[Client], Awaitable[T]]) -> T:
         async def run() -> T:
             if self._client is None:
-                self._client = await Client.connect(self.address, namespace=self.namespace)
+                # Search attributes on builds, tracing: engine/observability.
+                self._client = await connect_client(self.address, self.namespace)
             return await make(self._client)
 
         future = asyncio.run_coroutine_threadsafe(run(), self._loop)

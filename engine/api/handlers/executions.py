@@ -21,6 +21,7 @@ from typing import Any
 from engine.api import errors
 from engine.api.context import RequestContext
 from engine.api.registry import operation
+from engine.observability.log_locations import step_with_locations, steps_with_locations
 from engine.resources import arns, paging
 from engine.resources.common import public
 from engine.store import Record
@@ -74,7 +75,9 @@ def list_workflow_executions(ctx: RequestContext, params: dict[str, Any]) -> dic
 @operation("GetWorkflowStepExecution")
 def get_workflow_step_execution(ctx: RequestContext, params: dict[str, Any]) -> dict[str, Any]:
     rec = _by_id(ctx, STEP_EXECUTION, params["stepExecutionId"], "workflow step execution")
-    return {**public(rec.body), "stepExecutionId": rec.name, "workflowExecutionId": rec.parent}
+    return step_with_locations(
+        ctx, {**public(rec.body), "stepExecutionId": rec.name, "workflowExecutionId": rec.parent}
+    )
 
 
 @operation("ListWorkflowStepExecutions")
@@ -84,7 +87,7 @@ def list_workflow_step_executions(ctx: RequestContext, params: dict[str, Any]) -
     items = [{**public(r.body), "stepExecutionId": r.name} for r in records]
     chunk, token = paging.page(items, params)
     return {
-        "steps": chunk,
+        "steps": steps_with_locations(ctx, execution, chunk),
         "workflowBuildVersionArn": execution.body.get("workflowBuildVersionArn"),
         "workflowExecutionId": execution.name,
         "imageBuildVersionArn": execution.parent,
