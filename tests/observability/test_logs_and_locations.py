@@ -130,3 +130,20 @@ def test_ship_step_logs_to_an_s3_endpoint(tmp_path: Path, s3_endpoint: str) -> N
     ]
     body = s3.get_object(Bucket="logs-bucket", Key="p/img/1.0.0/1/build/Apply/docker-build.log")["Body"].read()
     assert body == b"Step 1/3\n"
+
+
+@pytest.mark.parametrize(
+    ("flag", "value", "says"),
+    [("--log-format", "xml", "must be text or json"), ("--otel-exporter", "jaeger", "OTLP/HTTP URL")],
+)
+def test_worker_refuses_bad_observability_settings(flag: str, value: str, says: str) -> None:
+    import subprocess
+    import sys
+
+    done = subprocess.run(
+        [sys.executable, "-m", "engine.cli", "worker", "--control", flag, value],
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert done.returncode != 0 and says in done.stderr, done.stderr
