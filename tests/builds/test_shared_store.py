@@ -129,6 +129,12 @@ def test_a_build_across_two_hosts_shares_documents_logs_and_inventory_through_th
     assert any(ref.endswith("detailedoutput.json") for ref in logs)
     assert not (control / "logs").exists()  # the control host never needed them
 
+    # The inventory went executor -> bucket -> control worker -> image record.
+    packages_ref = next(ref for ref in objects if ref.endswith("/packages.json"))
+    assert _sha256(control / packages_ref) == _sha256(executor / packages_ref) == objects[packages_ref]
+    packages = ib.list_image_packages(imageBuildVersionArn=arn)["imagePackageList"]
+    assert any(p["packageName"] == "bash" for p in packages), packages[:5]
+
     # Where a step's log is, as the API shows it: the bucket, not a path on some host.
     build = ib.list_workflow_executions(imageBuildVersionArn=arn)["workflowExecutions"][0]
     step_list = ib.list_workflow_step_executions(workflowExecutionId=build["workflowExecutionId"])["steps"]

@@ -18,8 +18,10 @@ by the commit itself (`--change`, the engine's own Dockerfile dispatcher).
 
 Running the components through our own runner instead of a RUN line is what lets a failed
 component name its step, and a cancellation stop between (or during) steps. The test stage runs
-the test phases in a container of the new image: LaunchInstance creates and starts it (the
-instance boots while the build moves on to BootstrapInstance, which waits until it runs).
+the test phases in a container of the new image. LaunchInstance creates the container a step
+will work in when it can (the test container; the components container when stage 1 needs no
+docker build) and starts it on a thread: it boots while the build moves on, and the step that
+needs it waits for it then.
 DistributeContainerImage pushes to the loopback registry. Every container and image made carries
 the instance's labels, so cleanup finds them even after a worker restart that lost the workspace
 folder.
@@ -139,25 +141,47 @@ class DockerExecutor(Executor, kind="docker"):
         state.test_image = test_image
         self.workspaces.save(state)
         message = f"{purpose} workspace {state.instance_id} on docker host {self.settings.host_id}"
-        if purpose == "test" and request.context.components:
-            # The test instance is a container of the new image, booting from now on.
-            with _engine():
-                container = self._create_container(test_image, state, [], name=_test_container(state.instance_id))
-            self._beside(state.instance_id, self._start, container)
-            message += f", test container {container[:12]} starting"
+        # The container ExecuteComponents works in, when it can be known now, starts booting now
+        # (on a thread: the build goes on meanwhile): the test instance's is a container of the
+        # new image, the build instance's one of the parent when stage 1 needs no docker build.
+        plan: tuple[str, str | None] | None = (
+            (test_image, None) if purpose == "test" and request.context.components else None
+        )
+        with _engine():
+            if purpose == "build":
+                plan = self._components_container_plan(request)
+            if plan is not None:
+                name = _instance_container(state.instance_id)
+                container = self._create_container(plan[0], state, [], working_dir=plan[1], name=name)
+                self._beside(state.instance_id, self._start, container)
+                message += f", container {container[:12]} starting"
         return StepResult(outputs={"instanceId": state.instance_id}, instance_queue=self.queue, message=message)
 
+    def _components_container_plan(self, request: StepRequest) -> tuple[str, str | None] | None:
+        """(image, working directory) of the build's components container when stage 1 is only
+        FROM + WORKDIR of a parent that is here (what _build then starts it from), else None."""
+        template = request.context.recipe.get("dockerfileTemplateData")
+        if request.context.image_type != "DOCKER" or not isinstance(template, str):
+            return None
+        try:
+            rendered = render_dockerfile(
+                template, request.context.parent_image, str(request.context.recipe.get("workingDirectory") or "/tmp")
+            )
+        except StepFailed:
+            return None  # ExecuteComponents reports it
+        simple = simple_stage1(rendered.before) if rendered.after is not None else None
+        if simple is None:
+            return None
+        try:
+            parent_config = self.client.api.inspect_image(simple[0])["Config"] or {}
+        except docker.errors.ImageNotFound:
+            return None
+        return simple[0], simple[1] or parent_config.get("WorkingDir") or None
+
     def bootstrap_instance(self, request: StepRequest, runtime: StepRuntime) -> StepResult:
-        state = self._state(request)
+        self._state(request)
         with _engine():
             self.client.ping()
-            if state.purpose == "test" and state.containers:
-                self._settle(state.instance_id)
-                try:
-                    self._running(_test_container(state.instance_id))
-                except docker.errors.NotFound:  # gone (removed by hand?): ExecuteComponents makes another
-                    return StepResult(outputs={"status": "Success"}, message="the docker engine answers")
-                return StepResult(outputs={"status": "Success"}, message="the test container runs")
         return StepResult(outputs={"status": "Success"}, message="the docker engine answers")
 
     def terminate_instance(self, request: StepRequest, runtime: StepRuntime) -> StepResult:
@@ -225,7 +249,8 @@ class DockerExecutor(Executor, kind="docker"):
                 t0 = time.monotonic()
                 # Without a stage-1 image the container gets the WORKDIR itself (the engine creates it).
                 cwd = (stage1_config.get("WorkingDir") or None) if simple is not None else None
-                container = self._start_container(image, state, step_containers, working_dir=cwd)
+                launched = self._claim_container(state, step_containers) if simple is not None else None
+                container = launched or self._start_container(image, state, step_containers, working_dir=cwd)
                 ran = self._run_components(container, request.context.components, BUILD_PHASES, runtime, "build")
                 timings["components"] = time.monotonic() - t0
                 runtime.check_cancelled()
@@ -315,7 +340,9 @@ class DockerExecutor(Executor, kind="docker"):
         done = False
         try:
             with _engine():
-                container = self._claim_test_container(state, containers)
+                container = self._claim_container(state, containers) or self._start_container(
+                    state.test_image, state, containers
+                )
             ran = self._run_components(container, components, TEST_PHASES, runtime, "test")
             done = True
         finally:
@@ -325,18 +352,19 @@ class DockerExecutor(Executor, kind="docker"):
                 self._remove_containers(containers)
         return StepResult(outputs={"status": "Success"}, message=f"ran the test phase of {ran} components")
 
-    def _claim_test_container(self, state: InstanceState, step_containers: list[str]) -> str:
-        """The container LaunchInstance started, renamed so that a rerun of this step (after a
-        worker restart) never tests in a container an earlier run already used: it gets a new one."""
+    def _claim_container(self, state: InstanceState, step_containers: list[str]) -> str | None:
+        """The container LaunchInstance started (None if there is none), renamed so that a rerun
+        of the step (after a worker restart) never works in a container an earlier run already
+        used: it makes a new one."""
         self._settle(state.instance_id)
-        name = _test_container(state.instance_id)
+        name = _instance_container(state.instance_id)
         try:
             self.client.api.rename(name, f"{name}-used")
         except docker.errors.NotFound:
-            return self._start_container(state.test_image, state, step_containers)
-        step_containers.append(name + "-used")
-        self._running(name + "-used")
-        return name + "-used"
+            return None
+        step_containers.append(f"{name}-used")
+        self._running(f"{name}-used")
+        return f"{name}-used"
 
     def _create_container(
         self,
@@ -591,9 +619,9 @@ class DockerExecutor(Executor, kind="docker"):
         self.workspaces.save(state)
 
 
-def _test_container(instance_id: str) -> str:
-    """The name of a test instance's container: found again by name, without listing."""
-    return f"ib-{instance_id}-test"
+def _instance_container(instance_id: str) -> str:
+    """The name of the container LaunchInstance starts: found again by name, without listing."""
+    return f"ib-{instance_id}"
 
 
 def _same_image(a: str, b: str) -> bool:
