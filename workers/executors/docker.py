@@ -140,22 +140,26 @@ class DockerExecutor(Executor, kind="docker"):
         state = self.workspaces.create(purpose, request.context.image_arn)
         state.test_image = test_image
         self.workspaces.save(state)
-        message = f"{purpose} workspace {state.instance_id} on docker host {self.settings.host_id}"
-        # The container ExecuteComponents works in, when it can be known now, starts booting now
-        # (on a thread: the build goes on meanwhile): the test instance's is a container of the
-        # new image, the build instance's one of the parent when stage 1 needs no docker build.
-        plan: tuple[str, str | None] | None = (
-            (test_image, None) if purpose == "test" and request.context.components else None
+        # The container ExecuteComponents works in boots from now on, on a thread (the build
+        # goes on meanwhile); the steps that use the instance wait for it (_settle).
+        self._beside(state.instance_id, self._boot, request, state)
+        return StepResult(
+            outputs={"instanceId": state.instance_id},
+            instance_queue=self.queue,
+            message=f"{purpose} workspace {state.instance_id} on docker host {self.settings.host_id}",
         )
-        with _engine():
-            if purpose == "build":
-                plan = self._components_container_plan(request)
-            if plan is not None:
-                name = _instance_container(state.instance_id)
-                container = self._create_container(plan[0], state, [], working_dir=plan[1], name=name)
-                self._beside(state.instance_id, self._start, container)
-                message += f", container {container[:12]} starting"
-        return StepResult(outputs={"instanceId": state.instance_id}, instance_queue=self.queue, message=message)
+
+    def _boot(self, request: StepRequest, state: InstanceState) -> None:
+        """Create and start the container a step will work in, when it can be known now: the
+        test instance's is a container of the new image, the build instance's one of the parent
+        when stage 1 needs no docker build. Otherwise (or if this fails) the step makes its own."""
+        if state.purpose == "test":
+            plan: tuple[str, str | None] | None = (state.test_image, None) if request.context.components else None
+        else:
+            plan = self._components_container_plan(request)
+        if plan is not None:
+            name = _instance_container(state.instance_id)
+            self.client.api.start(self._create_container(plan[0], state, [], working_dir=plan[1], name=name))
 
     def _components_container_plan(self, request: StepRequest) -> tuple[str, str | None] | None:
         """(image, working directory) of the build's components container when stage 1 is only
@@ -199,6 +203,8 @@ class DockerExecutor(Executor, kind="docker"):
     def execute_components(self, request: StepRequest, runtime: StepRuntime) -> StepResult:
         if request.context.image_type != "DOCKER":
             raise NotSupported(f"the docker executor builds container images, not {request.context.image_type}")
+        # The container LaunchInstance is booting is in the instance's state once that is done.
+        self._settle(str(request.inputs.get("instanceId") or ""))
         state = self._state(request)
         if state.purpose == "test":
             return self._test(request, state, runtime)
@@ -394,9 +400,6 @@ class DockerExecutor(Executor, kind="docker"):
         container = self._create_container(image, state, step_containers, working_dir=working_dir)
         self.client.api.start(container)
         return container
-
-    def _start(self, container: str) -> None:
-        self.client.api.start(container)
 
     def _running(self, container: str) -> None:
         """Start the container unless it runs (a worker restart lost the start begun at launch)."""
