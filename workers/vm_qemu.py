@@ -18,7 +18,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from workers.vm_accel import Accel, detect
-from workers.vm_images import Manifest
+from workers.vm_images import FAST_APPEND, Manifest
 from workers.vm_seed import cloud_config, write_ed25519_key, write_nocloud_seed
 
 QEMU = "qemu-system-x86_64"
@@ -96,9 +96,10 @@ def qemu_argv(
     ]
     if seed is not None:
         argv += ["-drive", f"file={seed},if=virtio,format=raw,readonly=on"]
-    if manifest is not None and manifest.boot_mode == "direct-kernel":
-        assert manifest.kernel and manifest.initrd
-        argv += ["-kernel", manifest.kernel, "-initrd", manifest.initrd, "-append", manifest.kernel_append]
+    if manifest is not None and manifest.kernel and manifest.initrd:
+        # The fast path (see workers.vm_images): the image's kernel, the virtio-only initramfs kept
+        # beside it and the build-guest command line; no firmware reading the disk's loader.
+        argv += ["-kernel", manifest.kernel, "-initrd", manifest.initrd, "-append", FAST_APPEND]
     return argv
 
 
@@ -139,10 +140,14 @@ def ephemeral_guest(
     cpus: int = 2,
     memory_mb: int = 2048,
     boot_timeout: float = 300,
+    user_data: Callable[[str], str] | None = None,
 ) -> Iterator[Guest]:
     """Boot `parent` (never modified) on an overlay with a fresh key in a NoCloud seed, wait for
-    sshd, yield the Guest. On exit QEMU is stopped if still running and the work directory
-    (overlay, seed, key, console log) is removed, whatever happened."""
+    sshd, yield the Guest. With `manifest` naming a kernel, the guest boots it directly (the fast
+    path), else through the disk's own loader. `user_data` makes the seed's user data from the
+    login key's public line (default: a cloud-config with only that key). On exit QEMU is stopped
+    if still running and the work directory (overlay, seed, key, console log) is removed, whatever
+    happened."""
     accel = accel or detect()
     workdir = Path(tempfile.mkdtemp(prefix="imagebuilder-guest.", dir=workdir_root))
     process: subprocess.Popen[bytes] | None = None
@@ -156,7 +161,8 @@ def ephemeral_guest(
         create_overlay(parent, overlay)
         public_key = write_ed25519_key(key_path)
         instance = f"i-{uuid.uuid4().hex[:17]}"
-        write_nocloud_seed(seed, instance_id=instance, hostname=instance, user_data=cloud_config([public_key]))
+        seed_user_data = user_data(public_key) if user_data else cloud_config([public_key])
+        write_nocloud_seed(seed, instance_id=instance, hostname=instance, user_data=seed_user_data)
         port = free_loopback_port()
         argv = qemu_argv(
             overlay,

@@ -31,10 +31,18 @@ def write_ed25519_key(path: Path, comment: str = "imagebuilder-ephemeral") -> st
     return f"{public.decode()} {comment}"
 
 
+#: Second line of a cloud-config that only carries login keys. Our images' first-boot unit
+#: (workers/vm_images.py, NOCLOUD_BOOT) installs those keys itself and starts cloud-init (about 20 s
+#: under TCG) only for user data without this line: the recipe's.
+KEYS_ONLY_MARKER = "# imagebuilder: login keys only"
+
+
 def cloud_config(authorized_keys: list[str], extra: dict[str, object] | None = None) -> str:
-    """A #cloud-config user-data document (JSON is YAML, and needs no YAML writer here)."""
+    """A #cloud-config user-data document (JSON is YAML, and needs no YAML writer here). Keys are
+    one per line, as JSON strings: the first-boot unit reads them so (see KEYS_ONLY_MARKER)."""
     config: dict[str, object] = {"ssh_authorized_keys": authorized_keys, **(extra or {})}
-    return "#cloud-config\n" + json.dumps(config, indent=2) + "\n"
+    header = "#cloud-config\n" if extra else f"#cloud-config\n{KEYS_ONLY_MARKER}\n"
+    return header + json.dumps(config, indent=2) + "\n"
 
 
 def write_nocloud_seed(

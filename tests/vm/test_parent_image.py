@@ -1,5 +1,7 @@
-"""The offline Debian parent qcow2 boots by itself under this host's accelerator (TCG here), takes
-a NoCloud seed's key, answers SSH, powers off cleanly and leaves nothing behind.
+"""The offline Debian parent qcow2 boots under this host's accelerator (TCG here), takes a NoCloud
+seed's key, answers SSH, powers off cleanly and leaves nothing behind: once on the fast path (its
+kernel booted directly with the build-guest command line, no cloud-init), once through the disk's
+own extlinux with recipe user data, which our first-boot unit hands to cloud-init before sshd.
 
 The first run builds the image (debootstrap with a kernel, cloud-init and sshd: a few minutes
 cold); later runs take it from /var/cache/imagebuilder/vm-images. Timings are printed (-s).
@@ -15,8 +17,9 @@ from pathlib import Path
 import paramiko
 import pytest
 
+from workers.executors.libvirt import _user_data
 from workers.vm_accel import detect
-from workers.vm_images import Manifest, build_debian_qcow2
+from workers.vm_images import FAST_APPEND, KERNEL_APPEND, Manifest, build_debian_qcow2
 from workers.vm_qemu import ephemeral_guest
 
 pytestmark = [pytest.mark.vm, pytest.mark.timeout(900)]
@@ -82,6 +85,9 @@ def test_manifest_describes_the_image(parent: Manifest) -> None:
     ).stdout
     assert '"format": "qcow2"' in info
     assert f'"virtual-size": {4 << 30}' in info
+    # The fast path's files are kept beside the image.
+    assert parent.kernel and Path(parent.kernel).is_file() and parent.initrd and Path(parent.initrd).is_file()
+    assert Path(parent.initrd).stat().st_size < 16 << 20, "the virtio-only initramfs should stay small"
 
 
 def test_boots_to_ssh_and_powers_off_leaving_nothing(parent: Manifest) -> None:
@@ -94,7 +100,13 @@ def test_boots_to_ssh_and_powers_off_leaving_nothing(parent: Manifest) -> None:
         client = ssh_connect(guest.ssh_port, guest.key_path)
         try:
             login_s = time.monotonic() - started
+            assert run(client, "cat /proc/cmdline").strip() == FAST_APPEND
             assert run(client, "uname -r").strip() == parent.kernel_version
+            # Our first-boot unit, not cloud-init, read the seed: fresh host keys, the instance's hostname.
+            assert run(client, "systemctl is-active imagebuilder-nocloud.service").strip() == "active"
+            assert run(client, "hostname").strip() == run(client, "cat /var/lib/imagebuilder/instance-id").strip()
+            assert "ssh_host_ed25519_key" in run(client, "ls /etc/ssh")
+            assert run(client, "test -e /run/cloud-init/status.json && echo ran || echo skipped").strip() == "skipped"
             os_release = run(client, "cat /etc/os-release")
             assert 'VERSION_ID="12"' in os_release and "bookworm" in os_release
             # Generalized image: this boot made its own machine-id.
@@ -115,3 +127,29 @@ def test_boots_to_ssh_and_powers_off_leaving_nothing(parent: Manifest) -> None:
     leftover = subprocess.run(["pgrep", "-f", str(workdir)], capture_output=True, text=True)
     assert leftover.stdout == "", f"qemu still running: {leftover.stdout}"
     assert sha256(Path(parent.path)) == parent.sha256, "the parent image must never change"
+
+
+USER_SCRIPT = """#!/bin/sh
+echo "user data ran as $(id -un)" > /var/tmp/user-data-ran
+"""
+
+
+def test_own_loader_with_recipe_user_data(parent: Manifest) -> None:
+    """Through extlinux (as a captured or exported disk boots) with a recipe's userDataOverride:
+    cloud-init runs it before sshd, so it has run by the time a login works."""
+    started = time.monotonic()
+    with ephemeral_guest(Path(parent.path), user_data=lambda key: _user_data(key, RECIPE)) as guest:
+        banner_s = time.monotonic() - started
+        client = ssh_connect(guest.ssh_port, guest.key_path)
+        try:
+            assert KERNEL_APPEND in run(client, "cat /proc/cmdline")
+            assert run(client, "cat /var/tmp/user-data-ran").strip() == "user data ran as root"
+            assert run(client, "cat /run/imagebuilder/user-data.status").strip() == "0"
+            client.exec_command("systemctl --no-block poweroff")
+        finally:
+            client.close()
+        assert guest.wait_exit(120) == 0, guest.console_tail()
+    print(f"\nextlinux boot with user data: SSH banner {banner_s:.1f} s")
+
+
+RECIPE = {"additionalInstanceConfiguration": {"userDataOverride": USER_SCRIPT}}

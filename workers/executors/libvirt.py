@@ -57,6 +57,7 @@ from workers.executors.libvirt_distribution import (
 )
 from workers.executors.libvirt_domain import (
     connection,
+    direct_boot_for,
     domain_name,
     domain_xml,
     instance_domains,
@@ -164,6 +165,9 @@ class LibvirtExecutor(Executor, kind="libvirt"):
                 user_data=_user_data(public_key, ctx.recipe),
             )
             give_to_qemu(Path(state.overlay), Path(state.seed))
+            boot = direct_boot_for(parent, folder)  # the fast path for a managed parent; None otherwise
+            if boot is not None:
+                give_to_qemu(boot.kernel, boot.initrd)
             xml = domain_xml(
                 instance_id=instance_id,
                 image_arn=ctx.image_arn,
@@ -174,6 +178,7 @@ class LibvirtExecutor(Executor, kind="libvirt"):
                 seed=Path(state.seed),
                 console_log=Path(state.console_log),
                 ssh_port=state.ssh_port,
+                boot=boot,
             )
             with connection() as conn:
                 conn.defineXML(xml).create()

@@ -9,6 +9,8 @@ Networking is QEMU user-mode with SSH forwarded to a loopback port (passed throu
 from __future__ import annotations
 
 import contextlib
+import json
+import shutil
 import time
 import xml.etree.ElementTree as ET
 from collections.abc import Iterator
@@ -20,6 +22,7 @@ import libvirt
 
 from workers.errors import InfrastructureError
 from workers.vm_accel import Accel
+from workers.vm_images import FAST_APPEND
 
 URI = "qemu:///system"
 DOMAIN_PREFIX = "ib-"
@@ -61,6 +64,33 @@ def size_for(infrastructure: dict[str, Any]) -> tuple[Size, str]:
     return DEFAULT_SIZE, ""
 
 
+@dataclass(frozen=True)
+class DirectBoot:
+    """Boot a kernel and initramfs from host files (QEMU -kernel/-initrd/-append), not the disk's loader."""
+
+    kernel: Path
+    initrd: Path
+    cmdline: str
+
+
+def direct_boot_for(parent: Path, folder: Path) -> DirectBoot | None:
+    """Direct kernel boot for a disk whose manifest (`parent`.json, as workers.vm_images writes)
+    names a kernel and initramfs kept beside it: copied into the instance's `folder`, so the QEMU
+    user owns its own copies and the shared ones are never relabelled. None for any other disk
+    (a captured image, whose kernel may have been upgraded in the build, boots its own loader)."""
+    try:
+        manifest = json.loads(Path(f"{parent}.json").read_text())
+    except (OSError, ValueError):
+        return None
+    kernel, initrd = manifest.get("kernel"), manifest.get("initrd")
+    if not (isinstance(kernel, str) and isinstance(initrd, str) and Path(kernel).is_file() and Path(initrd).is_file()):
+        return None
+    boot = DirectBoot(folder / "vmlinuz", folder / "initrd.img", FAST_APPEND)
+    shutil.copyfile(kernel, boot.kernel)
+    shutil.copyfile(initrd, boot.initrd)
+    return boot
+
+
 def domain_name(instance_id: str) -> str:
     return DOMAIN_PREFIX + instance_id
 
@@ -76,6 +106,7 @@ def domain_xml(
     seed: Path,
     console_log: Path,
     ssh_port: int,
+    boot: DirectBoot | None = None,
 ) -> str:
     ET.register_namespace("qemu", QEMU_NS)
     dom = ET.Element("domain", {"type": accel.libvirt_domain_type})
@@ -90,7 +121,12 @@ def domain_xml(
     ET.SubElement(dom, "vcpu").text = str(size.vcpus)
     os_el = ET.SubElement(dom, "os")
     ET.SubElement(os_el, "type", {"arch": "x86_64", "machine": "q35"}).text = "hvm"
-    ET.SubElement(os_el, "boot", {"dev": "hd"})
+    if boot is not None:
+        ET.SubElement(os_el, "kernel").text = str(boot.kernel)
+        ET.SubElement(os_el, "initrd").text = str(boot.initrd)
+        ET.SubElement(os_el, "cmdline").text = boot.cmdline
+    else:
+        ET.SubElement(os_el, "boot", {"dev": "hd"})
     features = ET.SubElement(dom, "features")
     ET.SubElement(features, "acpi")
     ET.SubElement(features, "apic")
