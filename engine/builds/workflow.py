@@ -136,6 +136,7 @@ class ImageBuildWorkflow:
     def __init__(self) -> None:
         self.input: BuildInput | None = None
         self.instances: dict[str, str] = {}  # instance id -> the task queue of its host
+        self.connect: dict[str, str] = {}  # instance id -> how to reach it, if a failed build keeps it
         self.artifact: Artifact | None = None
         self.workflow_outputs: dict[str, Any] = {}
         self.output_resources: dict[str, Any] = {}
@@ -178,7 +179,8 @@ class ImageBuildWorkflow:
             await self._finish("CANCELLED", reason="the build was cancelled")
             raise
         except StepFailure as failure:
-            await self._cleanup(remove_artifact=True)
+            kept = self._kept_for_debugging()
+            await self._cleanup(remove_artifact=True, keep_instances=bool(kept))
             context = {
                 "imageStatus": "FAILED",
                 "workflowExecutionId": failure.workflow_execution_id,
@@ -187,6 +189,13 @@ class ImageBuildWorkflow:
                 "failedStep": failure.step,
             }
             reason = f"step {failure.step} failed: {failure}"
+            if kept:
+                hints = "; ".join(f"{iid}: {hint}" for iid, hint in kept.items())
+                arn = self.input.context.image_arn
+                reason = (  # the store keeps 1,024 characters of a reason: the failure is cut, not the hints
+                    f"{reason[:400]} -- terminateInstanceOnFailure is false, so instances were kept for debugging "
+                    f"({hints}); remove them with `imagebuilder instances remove --image {arn}`"
+                )
             await self._finish("FAILED", reason=reason, failure_context=context)
             raise ApplicationError(reason, type="BuildFailed", non_retryable=True) from None
         except Exception as exc:  # a bug or an unexpected failure: still leave nothing behind
@@ -370,6 +379,8 @@ class ImageBuildWorkflow:
         instance_id = result.outputs.get("instanceId")
         if result.instance_queue and isinstance(instance_id, str):
             self.instances[instance_id] = result.instance_queue
+            if isinstance(result.outputs.get("connect"), str):
+                self.connect[instance_id] = result.outputs["connect"]
         if step.action == "TerminateInstance":
             self.instances.pop(str(inputs.get("instanceId")), None)
         if result.artifact is not None:
@@ -422,7 +433,9 @@ class ImageBuildWorkflow:
                 continue
             instance_id = done.outputs.get("instanceId")
             status = "COMPLETED"
-            if isinstance(instance_id, str) and instance_id in self.instances:
+            if self._keeps_instances_on_failure():
+                status = "SKIPPED"  # the instance stays for debugging (terminateInstanceOnFailure false)
+            elif isinstance(instance_id, str) and instance_id in self.instances:
                 try:
                     await self._terminate([instance_id])
                 except (ActivityError, ApplicationError):
@@ -431,7 +444,19 @@ class ImageBuildWorkflow:
 
     # -- cleanup and records ------------------------------------------------------------------
 
-    async def _terminate(self, instance_ids: list[str], remove_artifact: bool = False) -> None:
+    def _keeps_instances_on_failure(self) -> bool:
+        assert self.input is not None
+        return self.input.system.get("terminateInstanceOnFailure") is False
+
+    def _kept_for_debugging(self) -> dict[str, str]:
+        """Instances a failed build leaves running, with how to reach each (empty: none kept)."""
+        if not self._keeps_instances_on_failure():
+            return {}
+        return {iid: self.connect.get(iid, "see `imagebuilder instances` on its worker host") for iid in self.instances}
+
+    async def _terminate(
+        self, instance_ids: list[str], remove_artifact: bool = False, keep_instances: bool = False
+    ) -> None:
         assert self.input is not None
         by_queue: dict[str, list[str]] = {}
         for iid in instance_ids:
@@ -446,6 +471,7 @@ class ImageBuildWorkflow:
                     instance_ids=tuple(ids),
                     remove_artifacts=remove_artifact and self.artifact is not None and queue == self.artifact.queue,
                     artifact=self.artifact,
+                    keep_instances=keep_instances,
                 ),
                 task_queue=queue,
                 start_to_close_timeout=timedelta(minutes=10),
@@ -455,11 +481,12 @@ class ImageBuildWorkflow:
             for iid in ids:
                 self.instances.pop(iid, None)
 
-    async def _cleanup(self, remove_artifact: bool = False) -> None:
-        """Terminate every instance still held, even after a cancellation or a failure."""
+    async def _cleanup(self, remove_artifact: bool = False, keep_instances: bool = False) -> None:
+        """Terminate every instance still held, even after a cancellation or a failure (unless a
+        failed build keeps them for debugging)."""
         if self.instances or (remove_artifact and self.artifact is not None):
             try:
-                await self._terminate(list(self.instances), remove_artifact=remove_artifact)
+                await self._terminate(list(self.instances), remove_artifact, keep_instances)
             except (ActivityError, ApplicationError) as exc:
                 workflow.logger.error("cleanup failed: %s", _message(exc))
 
