@@ -34,6 +34,7 @@ TerminateInstance and cleanup wait for that removal.
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import re
 import threading
@@ -204,11 +205,14 @@ class DockerExecutor(Executor, kind="docker"):
         if request.context.image_type != "DOCKER":
             raise NotSupported(f"the docker executor builds container images, not {request.context.image_type}")
         # The container LaunchInstance is booting is in the instance's state once that is done.
+        t0 = time.monotonic()
         self._settle(str(request.inputs.get("instanceId") or ""))
         state = self._state(request)
-        if state.purpose == "test":
-            return self._test(request, state, runtime)
-        return self._build(request, state, runtime)
+        booting = time.monotonic() - t0
+        run = self._test if state.purpose == "test" else self._build
+        result = run(request, state, runtime)
+        # How long the step waited for the container LaunchInstance started (to see the overlap).
+        return dataclasses.replace(result, message=f"{result.message} (waited {booting:.2f}s for its container)")
 
     def _build(self, request: StepRequest, state: InstanceState, runtime: StepRuntime) -> StepResult:
         recipe = request.context.recipe
@@ -345,10 +349,12 @@ class DockerExecutor(Executor, kind="docker"):
         containers: list[str] = []
         done = False
         try:
+            t0 = time.monotonic()
             with _engine():
                 container = self._claim_container(state, containers) or self._start_container(
                     state.test_image, state, containers
                 )
+            t1 = time.monotonic()
             ran = self._run_components(container, components, TEST_PHASES, runtime, "test")
             done = True
         finally:
@@ -356,7 +362,8 @@ class DockerExecutor(Executor, kind="docker"):
                 self._beside(state.instance_id, self._remove_containers, containers)
             else:
                 self._remove_containers(containers)
-        return StepResult(outputs={"status": "Success"}, message=f"ran the test phase of {ran} components")
+        timing = f"container {t1 - t0:.2f}s, components {time.monotonic() - t1:.2f}s"
+        return StepResult(outputs={"status": "Success"}, message=f"ran the test phase of {ran} components ({timing})")
 
     def _claim_container(self, state: InstanceState, step_containers: list[str]) -> str | None:
         """The container LaunchInstance started (None if there is none), renamed so that a rerun
