@@ -91,6 +91,7 @@ def remove_machine_image(blobs: BlobStore, body: dict[str, Any], keep: dict[str,
         try:
             if ami.get("_disk"):
                 blobs.path(str(ami["_disk"])).unlink(missing_ok=True)
+                blobs.unpublish(str(ami["_disk"]))  # a fleet's shared store holds a copy too
             outcomes.append(Outcome(image_id, "SUCCESS", "deregistered: its disk was removed", region))
         except (OSError, ValueError) as exc:
             outcomes.append(Outcome(image_id, "FAILED", f"its disk could not be removed: {exc}", region))
@@ -104,6 +105,7 @@ def remove_machine_image(blobs: BlobStore, body: dict[str, Any], keep: dict[str,
             folder = blobs.path(image_folder(body))
             if folder.is_dir():
                 shutil.rmtree(folder)
+            blobs.unpublish(image_folder(body))
         except (OSError, ValueError) as exc:
             outcomes.append(Outcome(image_folder(body), "FAILED", f"image folder not removed: {exc}"))
     return outcomes
