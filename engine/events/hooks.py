@@ -17,11 +17,17 @@ def _topic(image: dict[str, Any] | None) -> str:
 
 
 def image_state_written(tx: Tx, before: Record, after: dict[str, Any]) -> None:
+    image_state_event(tx, before, after)
+    jobs.image_state_written(tx, before, after)
+
+
+def image_state_event(tx: Tx, before: Record, after: dict[str, Any]) -> None:
+    """The "Image State Change" event alone: what lifecycle actions (deprecate, disable, delete)
+    publish, since they are not builds and request no scan."""
     previous = str((before.body.get("state") or {}).get("status") or "")
     state = after.get("state") or {}
     if state.get("status") and state.get("status") != previous:
         publish(tx, model.image_state_change(before.account, before.arn, previous, state), _topic(after))
-    jobs.image_state_written(tx, before, after)
 
 
 def execution_written(tx: Tx, record: ExecutionRecord, existing: Record | None) -> None:

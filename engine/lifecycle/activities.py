@@ -13,6 +13,7 @@ from typing import Any
 
 from temporalio import activity
 
+from engine.events import hooks
 from engine.lifecycle import removal
 from engine.lifecycle.facts import amis_of, image_facts, parse_time, status_of
 from engine.lifecycle.model import (
@@ -186,6 +187,7 @@ class LifecycleActivities:
                     for ami in outputs["amis"]
                 ]
                 body["outputResources"] = outputs
+            hooks.image_state_event(tx, rec, body)
             tx.update(rec.with_body(body))
 
     def _record(self, action: ImageAction, status: str, reason: str, outcomes: list[removal.Outcome]) -> ActionResult:
