@@ -12,6 +12,7 @@ WORKFLOW_STATE_CHANGE = "EC2 Image Builder Workflow State Change"
 STEP_STATE_CHANGE = "EC2 Image Builder Workflow Step State Change"
 STEP_WAITING = "EC2 Image Builder Workflow Step Waiting"
 CVE_DETECTED = "EC2 Image Builder CVE Detected"
+PIPELINE_AUTO_DISABLED = "EC2 Image Builder Image Pipeline Automatically Disabled"
 
 
 def region_of(arn: str) -> str:
@@ -82,3 +83,14 @@ def step_waiting(account: str, body: dict[str, Any], step_id: str, workflow_exec
 def cve_detected(account: str, image_arn: str, pipeline_arn: str | None, counts: dict[str, int]) -> dict[str, Any]:
     detail = {"resource-id": image_arn, "finding-severity-counts": counts}
     return envelope(CVE_DETECTED, account, [image_arn, pipeline_arn or ""], detail)
+
+
+def pipeline_auto_disabled(account: str, pipeline_arn: str, failures: int, last_image_arn: str) -> dict[str, Any]:
+    """A pipeline disabled after `failures` consecutive failed scheduled runs (autoDisablePolicy)."""
+    detail = {
+        "image-pipeline-arn": pipeline_arn,
+        "consecutive-failures": failures,
+        "last-failed-image-arn": last_image_arn,
+        "reason": f"disabled after {failures} consecutive failed scheduled runs",
+    }
+    return envelope(PIPELINE_AUTO_DISABLED, account, [pipeline_arn, last_image_arn], detail)

@@ -16,7 +16,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from datetime import timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from temporalio import activity, workflow
 from temporalio.common import RetryPolicy
@@ -36,6 +36,9 @@ with workflow.unsafe.imports_passed_through():
         PipelineRunResult,
         PipelineTick,
     )
+
+if TYPE_CHECKING:
+    from engine.store import Tx
 
 log = logging.getLogger(__name__)
 KIND = "image-pipeline"
@@ -157,12 +160,23 @@ class PipelineActivities:
                     body["_disabledReason"] = f"disabled after {failures} consecutive failed scheduled runs"
                     body["_scheduleVersion"] = new_version()
                     disabled = body
+                    _publish_disabled(tx, rec.account, outcome, failures, body)
             # A manual failure and a cancellation leave the count as it is.
             tx.update(rec.with_body(body))
             return disabled
 
     def all(self) -> list[Any]:
         return [self.prepare, self.record]
+
+
+def _publish_disabled(tx: Tx, account: str, outcome: PipelineRunOutcome, failures: int, body: dict[str, Any]) -> None:
+    """The "Image Pipeline Automatically Disabled" event, to the pipeline's infrastructure topic."""
+    from engine.events import model
+    from engine.events.outbox import publish
+
+    infra = tx.get(str(body.get("infrastructureConfigurationArn") or ""), "infrastructure-configuration")
+    topic = str((infra.body if infra else {}).get("snsTopicArn") or "")
+    publish(tx, model.pipeline_auto_disabled(account, outcome.pipeline_arn, failures, outcome.image_arn), topic)
 
 
 ACTIVITY_TIMEOUT = timedelta(minutes=2)

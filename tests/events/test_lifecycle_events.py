@@ -38,3 +38,33 @@ def test_a_lifecycle_state_change_is_an_event(tmp_path: Path) -> None:
     assert event["detail"]["previous-state"] == {"status": "AVAILABLE"}
     assert event["detail"]["state"]["status"] == "DEPRECATED" and "lce-1" in event["detail"]["state"]["reason"]
     assert scans == []
+
+
+def test_a_pipeline_disabled_by_its_failures_is_an_event(tmp_path: Path) -> None:
+    from datetime import timedelta
+
+    from engine.pipelines.model import PipelineRunOutcome
+    from engine.pipelines.run import PipelineActivities
+
+    store = Store(f"sqlite:///{tmp_path / 'db.sqlite'}")
+    store.migrate()
+    pipeline = "arn:aws:imagebuilder:us-east-1:123456789012:image-pipeline/nightly"
+    infra = "arn:aws:imagebuilder:us-east-1:123456789012:infrastructure-configuration/builders"
+    with store.transaction(write=True) as tx:
+        tx.insert(Record(arn=infra, kind="infrastructure-configuration", account="123456789012", name="builders",
+                         body={"snsTopicArn": TOPIC}))  # fmt: skip
+        tx.insert(Record(arn=pipeline, kind="image-pipeline", account="123456789012", name="nightly",
+                         body={"status": "ENABLED", "infrastructureConfigurationArn": infra,
+                               "schedule": {"autoDisablePolicy": {"failureCount": 2}}}))  # fmt: skip
+    runs = PipelineActivities(store, BlobStore(tmp_path / "store"), "", timedelta(minutes=5))
+    for n in (1, 2):
+        disabled = runs._record(PipelineRunOutcome(pipeline, f"run-{n}", True, "FAILED", f"{ARN[:-1]}{n}"))
+        assert (disabled is not None) == (n == 2)
+    with store.transaction() as tx:
+        rows = tx.find(OUTBOX)
+    store.dispose()
+    assert len(rows) == 1 and rows[0].body["topicArn"] == TOPIC
+    event = rows[0].body["event"]
+    assert event["detail-type"] == "EC2 Image Builder Image Pipeline Automatically Disabled"
+    assert event["resources"] == [pipeline, f"{ARN[:-1]}2"]
+    assert event["detail"]["consecutive-failures"] == 2
