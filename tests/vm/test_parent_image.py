@@ -104,6 +104,9 @@ def test_boots_to_ssh_and_powers_off_leaving_nothing(parent: Manifest) -> None:
             assert run(client, "uname -r").strip() == parent.kernel_version
             # Our first-boot unit, not cloud-init, read the seed: fresh host keys, the instance's hostname.
             assert run(client, "systemctl is-active imagebuilder-nocloud.service").strip() == "active"
+            # Build guests' networking: slirp's fixed addresses and DNS, without networkd or resolved.
+            assert run(client, "systemctl is-active imagebuilder-usernet.service").strip() == "active"
+            assert "nameserver 10.0.2.3" in run(client, "cat /etc/resolv.conf")
             assert run(client, "hostname").strip() == run(client, "cat /var/lib/imagebuilder/instance-id").strip()
             assert "ssh_host_ed25519_key" in run(client, "ls /etc/ssh")
             assert run(client, "test -e /run/cloud-init/status.json && echo ran || echo skipped").strip() == "skipped"
