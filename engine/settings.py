@@ -99,6 +99,26 @@ SETTINGS: tuple[Setting, ...] = (
         "executors",
     ),
     Setting(
+        "capacity_vcpus",
+        "0",
+        "vCPUs an executor worker's instances may hold together (a guest: its instance type's; a container"
+        " build: 1); 0: the host's CPU count",
+        "executors",
+    ),
+    Setting(
+        "capacity_memory_mib",
+        "0",
+        "MiB of memory an executor worker's instances may hold together (a container build: 1024); 0: the host's",
+        "executors",
+    ),
+    Setting(
+        "capacity_disk_gib",
+        "0",
+        "GiB of disk an executor worker's instances may hold together (a guest: its volume, default 8; a"
+        " container build: 2); 0: free under data_dir when the worker starts",
+        "executors",
+    ),
+    Setting(
         "vulnerability_database",
         "",
         "offline vulnerability data for image scans: OSV JSON (file, zip or folder) or Debian security tracker JSON",
@@ -159,6 +179,9 @@ class Config:
     otel_exporter: str
     registry: str
     max_concurrent: int
+    capacity_vcpus: int
+    capacity_memory_mib: int
+    capacity_disk_gib: int
     vulnerability_database: str
     scanners: str
     event_endpoints: str

@@ -62,6 +62,7 @@ async def run_workers(config: settings.Config, control: bool, executors: list[st
             export_dir=Path(config.export_dir) if config.export_dir else config.data_dir / "exports",
             s3_endpoint_url=config.s3_endpoint_url,
             import_dir=Path(config.import_dir) if config.import_dir else config.data_dir / "imports",
+            capacity_limits=(config.capacity_vcpus, config.capacity_memory_mib, config.capacity_disk_gib),
         )
     if not workers:
         raise SystemExit("nothing to run: give --control and/or --executors")

@@ -91,14 +91,14 @@ class StepActivities:
         run.__name__ = ACTION_METHODS[action]
         return activity.defn(name=action)(run)
 
-    def all(self) -> list[Callable[..., Any]]:
-        acts: list[Callable[..., Any]] = [self.step(action) for action in ACTION_METHODS]
-
+    def cleanup(self) -> Callable[[CleanupRequest], Any]:
         @activity.defn(name="CleanupBuild")
         async def cleanup(request: CleanupRequest) -> CleanupResult:
             executor = self._executor(request.context.executor)
             result: CleanupResult = await asyncio.to_thread(executor.cleanup, request)
             return result
 
-        acts.append(cleanup)
-        return acts
+        return cleanup
+
+    def all(self) -> list[Callable[..., Any]]:
+        return [*(self.step(action) for action in ACTION_METHODS), self.cleanup()]

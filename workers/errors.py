@@ -29,3 +29,15 @@ class NotSupported(ApplicationError):
 
     def __init__(self, message: str) -> None:
         super().__init__(message, type="NotSupported", non_retryable=True)
+
+
+class NoCapacity(ApplicationError):
+    """This host has no room for the instance now (vCPUs, memory, disk or concurrent builds).
+
+    Retryable: another host, or this one once a build ends, may take it. The build workflow
+    waits and dispatches the launch again (engine/builds/workflow.py), so the wait is bounded
+    there and the error's own retries do not use up the launch's attempts for real failures.
+    """
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, type="NoCapacity", non_retryable=False)

@@ -3,10 +3,15 @@
 It listens on each executor's pool queue (new instances) and on its own host queue (steps on
 instances it holds). The host id is stable across restarts (kept in the state directory), so a
 worker that comes back after a crash picks up the steps of the instances it still holds.
+A launch is taken only if the instance fits the host's capacity (workers/capacity.py); the
+reservations are kept in the state directory, and a sweep beside the workers removes what the
+host still holds for builds that ended or moved to another host.
 """
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import socket
 import uuid
 from concurrent.futures import ThreadPoolExecutor
@@ -17,6 +22,7 @@ from temporalio.worker import Worker
 
 from workers.activities import StepActivities
 from workers.blobstore import BlobStore
+from workers.capacity import Capacity, Ledger, Placement
 from workers.contracts import host_queue, pool_queue
 from workers.executors.base import ExecutorSettings, load_executors
 
@@ -40,8 +46,14 @@ def executor_workers(
     export_dir: Path | None = None,
     s3_endpoint_url: str = "",
     import_dir: Path | None = None,
+    capacity_limits: tuple[int, int, int] = (0, 0, 0),
 ) -> list[Worker]:
+    """The workers of this host; called with an event loop running, it also starts the sweep.
+
+    capacity_limits: vCPUs, MiB of memory and GiB of disk the instances may hold (0: the host's).
+    """
     host = host_id or stable_host_id(state_dir)
+    capacity = Capacity.of_host(state_dir, max_concurrent, *capacity_limits)
     settings = ExecutorSettings(
         host_id=host,
         state_dir=state_dir,
@@ -53,10 +65,14 @@ def executor_workers(
         import_dir=import_dir,
     )
     executors = load_executors(kinds, settings)
-    activities = StepActivities(executors, blobs).all()
+    placement = Placement(Ledger(state_dir, capacity, host), StepActivities(executors, blobs))
+    activities = placement.activities()
+    with contextlib.suppress(RuntimeError):  # no loop (a caller that only builds the workers): no sweep
+        _sweeps.add(asyncio.get_running_loop().create_task(placement.sweep_forever(client)))
     workers = []
     for kind in kinds:
-        # Pool queue: only as many launches as this host has room for builds.
+        # Pool queue: launches (each checked against the capacity), and the work on images in
+        # the shared store. A launch that does not fit fails at once (NoCapacity) and goes back.
         workers.append(
             Worker(
                 client,
@@ -71,8 +87,14 @@ def executor_workers(
                 client,
                 task_queue=host_queue(kind, host),
                 activities=activities,
-                max_concurrent_activities=max_concurrent * 4,
+                # Generous: the ledger bounds the instances, and a step left waiting here for a
+                # slot would look like a dead host to its build (schedule-to-start timeout).
+                max_concurrent_activities=max(16, max_concurrent * 8),
                 activity_executor=ThreadPoolExecutor(max_concurrent * 8),
             )
         )
     return workers
+
+
+#: The running sweeps (a task nobody references may be collected before it ends).
+_sweeps: set[asyncio.Task[None]] = set()

@@ -6,6 +6,13 @@ run it. Instances a step launches are pinned to the host that holds them. Whatev
 (a failed step, a cancellation, a worker that died), the `finally` path terminates every
 instance the build still holds, so nothing leaks.
 
+Placement (docs/ARCHITECTURE.md): a launch no worker has room for now (NoCapacity) is sent
+again after a growing pause, up to LAUNCH_WAIT. A host that stops answering (a step on its
+queue not taken within HOST_WAIT, or its heartbeats gone through every retry) loses its
+instances: the stage runs again from its start on the pool queue (from the build stage if the
+image was on that host), at most MAX_HOST_RETRIES times; the lost instances are removed by
+their host when it is back (a TerminateInstance left on its queue, and its own sweep).
+
 Progress (execution records, the image's state) goes to the store through one writer beside
 the build: what was written while its previous batch was in flight goes in its next, so a step
 costs one record write at most and never waits for one. Only the final state waits, after every
@@ -15,6 +22,7 @@ record before it.
 from __future__ import annotations
 
 import asyncio
+import dataclasses
 import json
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -22,7 +30,14 @@ from typing import Any
 
 from temporalio import workflow
 from temporalio.common import RetryPolicy
-from temporalio.exceptions import ActivityError, ApplicationError, CancelledError, FailureError
+from temporalio.exceptions import (
+    ActivityError,
+    ApplicationError,
+    CancelledError,
+    FailureError,
+    TimeoutType,
+)
+from temporalio.exceptions import TimeoutError as ActivityTimeout  # not the builtin wait_condition raises
 
 with workflow.unsafe.imports_passed_through():
     from engine.builds.model import (
@@ -63,10 +78,28 @@ STEP_RETRY = RetryPolicy(
     maximum_attempts=3,
     non_retryable_error_types=["StepFailed", "NotSupported"],
 )
+#: LaunchInstance: the same, but NoCapacity comes back to the build, which waits for room
+#: (_dispatch) without using up the attempts a real failure gets.
+LAUNCH_RETRY = RetryPolicy(
+    initial_interval=timedelta(seconds=2),
+    maximum_attempts=3,
+    non_retryable_error_types=["StepFailed", "NotSupported", "NoCapacity"],
+)
 #: Step activities heartbeat every 5 s; a worker silent for this long is presumed dead and the
 #: step is retried (on the same host queue, once that host's worker is back).
 HEARTBEAT_TIMEOUT = timedelta(seconds=20)
 MAX_PARALLEL_TESTS = 5
+#: A step on a host queue that no worker takes within this long: the host is gone (a restarted
+#: worker is back well within it; its host-queue slots are many, so a busy one never waits this long).
+HOST_WAIT = timedelta(seconds=60)
+#: How many times a stage runs again after a host was lost in it, before the build fails.
+MAX_HOST_RETRIES = 2
+#: A launch no host has room for is sent again after 2, 4, ... up to 60 s, for this long in all:
+#: builds queue for a busy fleet, but one that can never fit fails with the reason in the end.
+LAUNCH_WAIT = timedelta(hours=6)
+LAUNCH_PAUSE_MAX = timedelta(seconds=60)
+#: How long a lost instance's TerminateInstance waits on its host's queue for the host to come back.
+LOST_CLEANUP_WAIT = timedelta(hours=1)
 
 
 class StepFailure(Exception):
@@ -78,6 +111,43 @@ class StepFailure(Exception):
         self.step_execution_id = step_execution_id
         self.workflow_arn = workflow_arn
         self.workflow_execution_id = wf_id
+
+
+class HostLost(Exception):
+    """A step's host stopped answering: its instances are gone with it."""
+
+    def __init__(self, queue: str, reason: str, step: str, step_execution_id: str, workflow_arn: str, wf_id: str):
+        super().__init__(f"host {_host_of(queue)} stopped answering during step {step}: {reason}")
+        self.queue = queue
+        self.step = step
+        self.step_execution_id = step_execution_id
+        self.workflow_arn = workflow_arn
+        self.workflow_execution_id = wf_id
+
+
+def _host_of(queue: str) -> str:
+    return queue.split("@", 1)[1] if "@" in queue else queue
+
+
+def _is_host_queue(queue: str) -> bool:
+    return "@" in queue
+
+
+def _lost_host(exc: ActivityError) -> bool:
+    """The step never reached a worker (schedule-to-start), or its worker went silent on every attempt."""
+    cause = exc.cause
+    return isinstance(cause, ActivityTimeout) and cause.type in (TimeoutType.SCHEDULE_TO_START, TimeoutType.HEARTBEAT)
+
+
+def _why_lost(exc: ActivityError) -> str:
+    cause = exc.cause
+    if isinstance(cause, ActivityTimeout) and cause.type == TimeoutType.SCHEDULE_TO_START:
+        return f"no worker took it from the host's queue within {int(HOST_WAIT.total_seconds())} s"
+    return f"its worker stopped heartbeating ({int(HEARTBEAT_TIMEOUT.total_seconds())} s) on every attempt"
+
+
+def _no_capacity(exc: ActivityError) -> bool:
+    return isinstance(exc.cause, ApplicationError) and exc.cause.type == "NoCapacity"
 
 
 @dataclass
@@ -137,6 +207,10 @@ class ImageBuildWorkflow:
         self.input: BuildInput | None = None
         self.instances: dict[str, str] = {}  # instance id -> the task queue of its host
         self.connect: dict[str, str] = {}  # instance id -> how to reach it, if a failed build keeps it
+        #: Instances on hosts that stopped answering (id -> host queue), and their TerminateInstance.
+        self.lost: dict[str, str] = {}
+        self.lost_cleanups: list[asyncio.Task[None]] = []
+        self.host_retries = 0
         self.artifact: Artifact | None = None
         self.workflow_outputs: dict[str, Any] = {}
         self.output_resources: dict[str, Any] = {}
@@ -160,17 +234,17 @@ class ImageBuildWorkflow:
     def current_status(self) -> str:
         return self.status
 
+    @workflow.query(name="held_instances")
+    def held_instances(self) -> list[str]:
+        """What a host's sweep asks: an instance of this build not listed here was given up."""
+        return sorted(self.instances)
+
     @workflow.run
     async def run(self, build: BuildInput) -> BuildResult:
         self.input = build
         self.writer = asyncio.ensure_future(self._write_records())
         try:
-            await self._stage("BUILDING", [w for w in build.workflows if w.type == "BUILD"])
-            tests = [w for w in build.workflows if w.type == "TEST"]
-            if build.tests_enabled and tests:
-                self._set_state("TESTING")
-                await self._run_tests(tests)
-            await self._stage("DISTRIBUTING", [w for w in build.workflows if w.type == "DISTRIBUTION"])
+            await self._stages(build)
             await self._cleanup()
             await self._finish("AVAILABLE", output_resources=self.output_resources or None)
             return BuildResult("AVAILABLE", output_resources=self.output_resources or None)
@@ -205,6 +279,78 @@ class ImageBuildWorkflow:
 
     # -- stages -------------------------------------------------------------------------------
 
+    async def _stages(self, build: BuildInput) -> None:
+        """Build, test, distribute; a stage that lost its host runs again (from the build stage
+        when the image was on that host)."""
+        stage = "BUILD"
+        while True:
+            try:
+                if stage == "BUILD":
+                    await self._stage("BUILDING", [w for w in build.workflows if w.type == "BUILD"])
+                    stage = "TEST"
+                tests = [w for w in build.workflows if w.type == "TEST"]
+                if stage == "TEST" and build.tests_enabled and tests:
+                    self._set_state("TESTING")
+                    await self._run_tests(tests)
+                stage = "DISTRIBUTION"
+                await self._stage("DISTRIBUTING", [w for w in build.workflows if w.type == "DISTRIBUTION"])
+                return
+            except HostLost as lost:
+                await self._after_host_lost(lost)
+                if self.artifact is not None and self.artifact.queue == lost.queue:
+                    workflow.logger.warning("the image was on %s: building it again", _host_of(lost.queue))
+                    self.artifact = None
+                    stage = "BUILD"
+
+    async def _after_host_lost(self, lost: HostLost) -> None:
+        """Give up the lost host's instances (its TerminateInstance waits on its queue), end the
+        stage's instances elsewhere, and fail the build once the retries are used up."""
+        assert self.input is not None
+        for iid, queue in list(self.instances.items()):
+            if queue == lost.queue:
+                self.lost[iid] = queue
+                del self.instances[iid]
+                self.lost_cleanups.append(asyncio.ensure_future(self._terminate_lost(iid, queue)))
+        await self._release_held()
+        if self.host_retries >= MAX_HOST_RETRIES:
+            raise StepFailure(
+                f"{lost} -- the stage already ran again {self.host_retries} times after a host was lost",
+                lost.step,
+                lost.step_execution_id,
+                lost.workflow_arn,
+                lost.workflow_execution_id,
+            )
+        self.host_retries += 1
+        workflow.logger.warning("%s; running the stage again elsewhere (retry %d)", lost, self.host_retries)
+
+    async def _terminate_lost(self, instance_id: str, queue: str) -> None:
+        """Best effort: done if the host comes back while the build runs (then cancelled); its
+        own sweep removes the instance otherwise."""
+        assert self.input is not None
+        request = StepRequest(
+            context=self.input.context,
+            workflow_type="BUILD",
+            workflow_execution_id="",
+            step_execution_id=f"lost-{instance_id}",
+            step_name=f"TerminateLostInstance-{instance_id}",
+            action="TerminateInstance",
+            inputs={"instanceId": instance_id},
+        )
+        try:
+            await workflow.execute_activity(
+                "TerminateInstance",
+                request,
+                task_queue=queue,
+                schedule_to_start_timeout=LOST_CLEANUP_WAIT,
+                start_to_close_timeout=timedelta(minutes=10),
+                heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                retry_policy=RetryPolicy(maximum_attempts=3, initial_interval=timedelta(seconds=2)),
+                result_type=StepResult,
+            )
+            self.lost.pop(instance_id, None)
+        except ActivityError as exc:
+            workflow.logger.warning("lost instance %s was not removed: %s", instance_id, _message(exc))
+
     async def _stage(self, status: str, runs: list[WorkflowRun]) -> None:
         if not runs:
             return
@@ -230,7 +376,15 @@ class ImageBuildWorkflow:
                             raise
                         workflow.logger.warning("test workflow %s failed; onFailure CONTINUE", run.arn)
 
-            await asyncio.gather(*(one(r) for r in members))
+            tasks = [asyncio.ensure_future(one(r)) for r in members]
+            try:
+                await asyncio.gather(*tasks)
+            except BaseException:
+                # One failed the stage (or lost its host): the others stop rather than run on unseen.
+                for task in tasks:
+                    task.cancel()
+                await asyncio.gather(*tasks, return_exceptions=True)
+                raise
 
     # -- one workflow document ----------------------------------------------------------------
 
@@ -265,6 +419,16 @@ class ImageBuildWorkflow:
                 wf_id,
                 self.input.context.image_arn,
                 {**self._counts(state), "status": "FAILED", "message": str(failure)[:500], "endTime": _now()},
+            )
+            raise
+        except HostLost as lost:
+            retry = self.host_retries < MAX_HOST_RETRIES
+            message = f"{lost}; {'the stage runs again on another host' if retry else 'no retries left'}"
+            self._record(
+                WORKFLOW_EXECUTION,
+                wf_id,
+                self.input.context.image_arn,
+                {**self._counts(state), "status": "FAILED", "message": message[:500], "endTime": _now()},
             )
             raise
         except (asyncio.CancelledError, CancelledError):
@@ -320,6 +484,12 @@ class ImageBuildWorkflow:
         except (asyncio.CancelledError, CancelledError):
             self._record(STEP_EXECUTION, step_id, wf_id, {"status": "CANCELLED", "endTime": _now()})
             raise
+        except HostLost as lost:
+            state.failed += 1
+            self._record(
+                STEP_EXECUTION, step_id, wf_id, {"status": "FAILED", "message": str(lost)[:500], "endTime": _now()}
+            )
+            raise
         except (ActivityError, ApplicationError, ResolutionError) as exc:
             if _is_cancellation(exc):
                 self._record(STEP_EXECUTION, step_id, wf_id, {"status": "CANCELLED", "endTime": _now()})
@@ -367,15 +537,13 @@ class ImageBuildWorkflow:
             artifact=self.artifact,
             timeout_seconds=step.timeout_seconds,
         )
-        result: StepResult = await workflow.execute_activity(
-            step.action,
-            request,
-            task_queue=self._queue_for(step.action, inputs, run.type),
-            start_to_close_timeout=timedelta(seconds=step.timeout_seconds or 3600),
-            heartbeat_timeout=HEARTBEAT_TIMEOUT,
-            retry_policy=STEP_RETRY,
-            result_type=StepResult,
-        )
+        queue = self._queue_for(step.action, inputs, run.type)
+        try:
+            result = await self._dispatch(request, queue, wf_id)
+        except ActivityError as exc:
+            if _is_host_queue(queue) and _lost_host(exc):
+                raise HostLost(queue, _why_lost(exc), step.name, step_id, run.arn, wf_id) from None
+            raise
         instance_id = result.outputs.get("instanceId")
         if result.instance_queue and isinstance(instance_id, str):
             self.instances[instance_id] = result.instance_queue
@@ -392,6 +560,45 @@ class ImageBuildWorkflow:
         if step.action == "CollectImageMetadata" and isinstance(packages, str) and packages:
             self.packages_ref = packages  # read into the image record when it becomes AVAILABLE
         return result
+
+    async def _dispatch(self, request: StepRequest, queue: str, wf_id: str) -> StepResult:
+        """The step's activity; a launch no host has room for is sent again after a pause."""
+        launch = request.action == "LaunchInstance"
+        started, pause, why = workflow.now(), timedelta(seconds=2), ""
+        while True:
+            try:
+                result: StepResult = await workflow.execute_activity(
+                    request.action,
+                    request,
+                    task_queue=queue,
+                    start_to_close_timeout=timedelta(seconds=request.timeout_seconds or 3600),
+                    schedule_to_start_timeout=HOST_WAIT if _is_host_queue(queue) else None,
+                    heartbeat_timeout=HEARTBEAT_TIMEOUT,
+                    retry_policy=LAUNCH_RETRY if launch else STEP_RETRY,
+                    result_type=StepResult,
+                )
+                if pause > timedelta(seconds=2):  # it waited: the step says how long, and why
+                    said = f"waited {int((workflow.now() - started).total_seconds())} s for room ({why})"
+                    result = dataclasses.replace(result, message="; ".join(m for m in (said, result.message) if m))
+                return result
+            except ActivityError as exc:
+                if not (launch and _no_capacity(exc)):
+                    raise
+                waited = workflow.now() - started
+                if waited >= LAUNCH_WAIT:
+                    raise ApplicationError(
+                        f"no {request.context.executor} host had room for the instance in "
+                        f"{int(waited.total_seconds())} s; the last answer: {_message(exc)}",
+                        type="NoCapacity",
+                        non_retryable=True,
+                    ) from None
+                why = exc.cause.message if isinstance(exc.cause, ApplicationError) else _message(exc)
+                if pause == timedelta(seconds=2):  # once: the step says why it waits
+                    self._record(
+                        STEP_EXECUTION, request.step_execution_id, wf_id, {"message": f"waiting for room: {why}"[:500]}
+                    )
+                await workflow.sleep(pause)
+                pause = min(pause * 2, LAUNCH_PAUSE_MAX)
 
     def _queue_for(self, action: str, inputs: dict[str, Any], stage: str) -> str:
         assert self.input is not None
@@ -455,7 +662,7 @@ class ImageBuildWorkflow:
         return {iid: self.connect.get(iid, "see `imagebuilder instances` on its worker host") for iid in self.instances}
 
     async def _terminate(
-        self, instance_ids: list[str], remove_artifact: bool = False, keep_instances: bool = False
+        self, instance_ids: list[str], remove_artifact: bool = False, keep_instances: bool = False, queue: str = ""
     ) -> None:
         assert self.input is not None
         by_queue: dict[str, list[str]] = {}
@@ -463,6 +670,8 @@ class ImageBuildWorkflow:
             by_queue.setdefault(self.instances[iid], []).append(iid)
         if remove_artifact and self.artifact is not None:
             by_queue.setdefault(self.artifact.queue, [])
+        if queue:  # this host only (an artifact elsewhere is that host's call)
+            by_queue = {queue: by_queue.get(queue, [])}
         for queue, ids in by_queue.items():
             await workflow.execute_activity(
                 "CleanupBuild",
@@ -474,6 +683,8 @@ class ImageBuildWorkflow:
                     keep_instances=keep_instances,
                 ),
                 task_queue=queue,
+                # A dead host must not hold up the build's end: its own sweep removes what it holds.
+                schedule_to_start_timeout=HOST_WAIT if _is_host_queue(queue) else None,
                 start_to_close_timeout=timedelta(minutes=10),
                 retry_policy=RetryPolicy(maximum_attempts=10, initial_interval=timedelta(seconds=2)),
                 result_type=CleanupResult,
@@ -483,12 +694,25 @@ class ImageBuildWorkflow:
 
     async def _cleanup(self, remove_artifact: bool = False, keep_instances: bool = False) -> None:
         """Terminate every instance still held, even after a cancellation or a failure (unless a
-        failed build keeps them for debugging)."""
-        if self.instances or (remove_artifact and self.artifact is not None):
+        failed build keeps them for debugging). A lost instance's removal still waiting on its
+        host's queue is withdrawn: that host's sweep removes it once it is back."""
+        for task in self.lost_cleanups:
+            task.cancel()
+        await self._release_held(remove_artifact, keep_instances)
+
+    async def _release_held(self, remove_artifact: bool = False, keep_instances: bool = False) -> None:
+        """Each host on its own: one that does not answer leaves the others' cleanup done."""
+        by_queue: dict[str, list[str]] = {}
+        for iid, queue in self.instances.items():
+            by_queue.setdefault(queue, []).append(iid)
+        if remove_artifact and self.artifact is not None:
+            by_queue.setdefault(self.artifact.queue, [])
+        for queue, ids in by_queue.items():
+            artifact_here = self.artifact is not None and queue == self.artifact.queue
             try:
-                await self._terminate(list(self.instances), remove_artifact, keep_instances)
+                await self._terminate(ids, remove_artifact and artifact_here, keep_instances, queue=queue)
             except (ActivityError, ApplicationError) as exc:
-                workflow.logger.error("cleanup failed: %s", _message(exc))
+                workflow.logger.error("cleanup on %s failed: %s", _host_of(queue), _message(exc))
 
     def _set_state(self, status: str) -> None:
         """A state on the way: written with the next batch, the build goes on meanwhile."""
