@@ -34,6 +34,7 @@ from tests.support.containers import (
     wait_for_ssh_banner,
     write_ed25519_key,
 )
+from tests.support.s3 import s3_server
 
 # --- Docker (helpers in tests/support/containers.py) ----------------------------------------
 
@@ -112,3 +113,10 @@ def sshd_container(
         yield SshEndpoint("127.0.0.1", port, key_path, container)
     finally:
         container.remove(force=True, v=True)
+
+
+@pytest.fixture(scope="module")
+def s3_endpoint() -> Iterator[str]:
+    """An S3-compatible server on loopback per test module (tests/support/s3.py)."""
+    with s3_server() as url:
+        yield url

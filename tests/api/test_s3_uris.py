@@ -18,20 +18,9 @@ from tests.api.test_components import DOC
 
 
 @pytest.fixture(scope="module")
-def s3_url() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
-@pytest.fixture(scope="module")
-def server(tmp_path_factory: pytest.TempPathFactory, s3_url: str) -> Iterator[Server]:
+def server(tmp_path_factory: pytest.TempPathFactory, s3_endpoint: str) -> Iterator[Server]:
     env = {
-        "IMAGEBUILDER_S3_ENDPOINT_URL": s3_url,
+        "IMAGEBUILDER_S3_ENDPOINT_URL": s3_endpoint,
         "AWS_ACCESS_KEY_ID": "test",
         "AWS_SECRET_ACCESS_KEY": "test",
         "AWS_DEFAULT_REGION": "us-east-1",
@@ -41,9 +30,9 @@ def server(tmp_path_factory: pytest.TempPathFactory, s3_url: str) -> Iterator[Se
     stop_server(srv)
 
 
-def test_component_and_dockerfile_from_s3(ib: Any, s3_url: str) -> None:
+def test_component_and_dockerfile_from_s3(ib: Any, s3_endpoint: str) -> None:
     s3 = boto3.client(
-        "s3", endpoint_url=s3_url, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test"
+        "s3", endpoint_url=s3_endpoint, region_name="us-east-1", aws_access_key_id="test", aws_secret_access_key="test"
     )
     s3.create_bucket(Bucket="docs")
     s3.put_object(Bucket="docs", Key="components/hello.yaml", Body=DOC.encode())

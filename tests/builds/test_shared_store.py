@@ -27,7 +27,7 @@ import pytest
 from tests.api.conftest import Server, start_server, stop_server
 from tests.builds.conftest import Temporal
 from tests.builds.test_container_build import TERMINAL, leftovers, setup_build, wait_for
-from tests.workers.test_blobstore_s3 import s3_server
+from tests.support.s3 import s3_server
 
 PREFIX = "fleet/one"
 

@@ -491,17 +491,6 @@ def test_web_download_retries_transport_errors(ctx: ActionContext, tmp_path: Pat
 # -- S3 ---------------------------------------------------------------------------------------
 
 
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
-
-
 def test_s3_upload_and_download(ctx: ActionContext, tmp_path: Path, s3_endpoint: str) -> None:
     ctx.s3 = S3Settings(s3_endpoint, "us-east-1", "testing", "testing")
     s3 = boto3.client(

@@ -4,7 +4,6 @@ instances with their own cache directories and one bucket are two hosts of a fle
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
 import uuid
@@ -15,22 +14,9 @@ from typing import Any
 import boto3
 import pytest
 
+from tests.support.s3 import s3_server
 from workers.blobstore import BlobChecksumMismatch, BlobMissing, BlobStoreError
 from workers.blobstore_s3 import S3BlobStore
-
-
-@contextlib.contextmanager
-def s3_server() -> Iterator[str]:
-    """An S3 endpoint on loopback for the length of the block (also used by the fleet build test)."""
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    try:
-        host, port = server.get_host_and_port()
-        yield f"http://{host}:{port}"
-    finally:
-        server.stop()
 
 
 @pytest.fixture(scope="module")

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import subprocess
-from collections.abc import Iterator
 from pathlib import Path
 
 import boto3
@@ -42,17 +41,6 @@ def source(tmp_path: Path) -> Path:
     disk = tmp_path / "src.qcow2"
     subprocess.run(["qemu-img", "convert", "-O", "qcow2", str(raw), str(disk)], check=True)
     return disk
-
-
-@pytest.fixture(scope="module")
-def s3_endpoint() -> Iterator[str]:
-    from moto.server import ThreadedMotoServer
-
-    server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-    server.start()
-    host, port = server.get_host_and_port()
-    yield f"http://{host}:{port}"
-    server.stop()
 
 
 @pytest.mark.parametrize(
