@@ -230,10 +230,11 @@ class Ledger:
                     entry.kept = True
             self._save()
 
-    def release_gone(self, live: set[str]) -> list[Reservation]:
-        """Give back the room of bound instances that no longer exist on the host."""
+    def release_gone(self, live: set[str], listed_at: float) -> list[Reservation]:
+        """Give back the room of instances that no longer exist on the host: `live` was listed
+        at `listed_at`, so an instance launched since (not in the list yet) keeps its room."""
         with self._lock:
-            bound = {e.instance_id for e in self._entries.values() if e.instance_id}
+            bound = {e.instance_id for e in self._entries.values() if e.instance_id and e.bound_at < listed_at}
         return self.release_instances(bound - live)
 
     def _sum(self, entries: Any) -> Demand:
@@ -323,12 +324,13 @@ class Placement:
         executor = self.steps.executors.get(kind)
         if executor is None:
             return
+        listed_at = time.time()
         try:
             live = set(executor.live_instances())
         except Exception as exc:  # the engine is down: nothing is given back until it answers
             log.warning("could not list the %s instances of this host: %s", kind, exc)
             return
-        for entry in self.ledger.release_gone(live):
+        for entry in self.ledger.release_gone(live, listed_at):
             log.info("gave back the room of %s (no longer on this host)", entry.instance_id)
 
     # -- the sweep ----------------------------------------------------------------------------
