@@ -98,7 +98,11 @@ def create_app() -> App:
     """Factory for uvicorn (also used by each worker process); reads settings from the env."""
     config = settings.load()
     setup_process(config, "imagebuilder-api")
-    return App(build_services(config))
+    services = build_services(config)
+    from engine.builds.resume import resume_in_background
+
+    resume_in_background(services)  # builds a killed API server accepted but never started
+    return App(services)
 
 
 def main(argv: Sequence[str] | None = None) -> int:

@@ -90,6 +90,21 @@ class TemporalGateway:
 
         return self._call(start)
 
+    def run_status(self, workflow_id: str) -> str | None:
+        """The status of the workflow's latest run ("RUNNING", "COMPLETED", "FAILED", ...), None
+        if there is none: how engine/builds/resume.py tells a build that never started."""
+
+        async def describe(client: Client) -> str | None:
+            try:
+                status = (await client.get_workflow_handle(workflow_id).describe()).status
+            except RPCError as exc:
+                if exc.status == RPCStatusCode.NOT_FOUND:
+                    return None
+                raise
+            return status.name if status is not None else None
+
+        return self._call(describe)
+
     def cancel_build(self, image_arn: str) -> None:
         async def cancel(client: Client) -> None:
             await client.get_workflow_handle(workflow_id(image_arn)).cancel()

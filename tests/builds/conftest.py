@@ -57,10 +57,18 @@ class Temporal:
         self.start()
 
 
+def start_temporal(folder: Path) -> Temporal:
+    """A dev server of its own, keeping its state in folder. Two stacks on one server share its
+    task queues (each one's workers would take the other's builds): a second stack alive at the
+    same time needs its own server."""
+    t = Temporal(f"127.0.0.1:{free_port()}", None, folder, free_port())  # type: ignore[arg-type]
+    t.start()
+    return t
+
+
 @pytest.fixture(scope="session")
 def temporal(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Temporal]:
-    t = Temporal(f"127.0.0.1:{free_port()}", None, tmp_path_factory.mktemp("temporal"), free_port())  # type: ignore[arg-type]
-    t.start()
+    t = start_temporal(tmp_path_factory.mktemp("temporal"))
     yield t
     t.stop()
 
