@@ -26,6 +26,7 @@ import shutil
 import tempfile
 import threading
 import time
+import uuid
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -47,6 +48,8 @@ log = logging.getLogger(__name__)
 #: covers the time the launch's result takes to reach the workflow.
 ORPHAN_AFTER_SECONDS = 120.0
 SWEEP_SECONDS = 60.0
+#: This worker process, in its reservations.
+PROCESS = uuid.uuid4().hex
 
 
 @dataclass(frozen=True)
@@ -136,8 +139,9 @@ class Reservation:
     instance_id: str = ""
     bound_at: float = 0.0
     #: The worker process that made it: an unbound reservation of another process is a launch
-    #: that died with its worker.
-    pid: int = 0
+    #: that died with its worker. A random id, not the pid: in a container the pid is the same
+    #: after every restart.
+    process: str = ""
     #: A failed build kept the instance for debugging (terminateInstanceOnFailure: false).
     kept: bool = False
 
@@ -198,7 +202,7 @@ class Ledger:
                     + (" -- more than this host has at all" if never else "")
                 )
             self._entries[key] = Reservation(
-                key, workflow_id, context.image_arn, context.executor, demand, pid=os.getpid()
+                key, workflow_id, context.image_arn, context.executor, demand, process=PROCESS
             )
             self._save()
 
@@ -350,7 +354,7 @@ class Placement:
             await asyncio.to_thread(self.release_gone, kind)
         removed: list[str] = []
         for entry in self.ledger.entries():
-            if entry.kept or (not entry.instance_id and entry.pid == os.getpid()):
+            if entry.kept or (not entry.instance_id and entry.process == PROCESS):
                 continue  # kept for debugging, or a launch running now
             handle = client.get_workflow_handle(entry.workflow_id)
             try:
