@@ -91,25 +91,28 @@ def instances_cli(stack: VmStack, *args: str) -> subprocess.CompletedProcess[str
 
 def test_a_failed_build_keeps_its_instance_when_asked(vm_stack: VmStack) -> None:
     arn = start_build(vm_stack, FAILING, terminate_on_failure=False)
-    image: dict[str, Any] = vm_stack.wait_image(arn, {"AVAILABLE", "FAILED", "CANCELLED"})
-    assert image["state"]["status"] == "FAILED"
-    reason = image["state"]["reason"]
-    assert "the build broke" in reason or "Breaks" in reason
-    kept = [d.removeprefix("ib-") for d in ib_domains()]
-    assert len(kept) == 1 and kept[0] in reason, reason
-    assert "imagebuilder instances" in reason and "ssh -i" in reason
-    listed = instances_cli(vm_stack)
-    assert kept[0] in listed.stdout and arn in listed.stdout, listed
-    # The kept guest is reachable, and shows what the failed build did before it broke.
-    key = vm_stack.instances / kept[0] / "id_ed25519"
-    port = reason.split(" -p ")[1].split()[0]
-    out = subprocess.run(
-        ["ssh", "-i", str(key), "-p", port, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
-         "-o", "BatchMode=yes", "root@127.0.0.1", "cat /root/prepared"],
-        capture_output=True, text=True, timeout=120,
-    )  # fmt: skip
-    assert out.stdout.strip() == "preparing", out
-    removed = instances_cli(vm_stack, "remove", "--image", arn)
+    try:
+        image: dict[str, Any] = vm_stack.wait_image(arn, {"AVAILABLE", "FAILED", "CANCELLED"})
+        assert image["state"]["status"] == "FAILED"
+        reason = image["state"]["reason"]
+        assert "the build broke" in reason or "Breaks" in reason
+        kept = [d.removeprefix("ib-") for d in ib_domains()]
+        assert len(kept) == 1 and kept[0] in reason, reason
+        assert "imagebuilder instances" in reason and "ssh -i" in reason
+        listed = instances_cli(vm_stack)
+        assert kept[0] in listed.stdout and arn in listed.stdout, listed
+        # The kept guest is reachable, and shows what the failed build did before it broke.
+        key = vm_stack.instances / kept[0] / "id_ed25519"
+        port = reason.split(" -p ")[1].split()[0]
+        out = subprocess.run(
+            ["ssh", "-i", str(key), "-p", port, "-o", "StrictHostKeyChecking=no", "-o", "UserKnownHostsFile=/dev/null",
+             "-o", "BatchMode=yes", "root@127.0.0.1", "cat /root/prepared"],
+            capture_output=True, text=True, timeout=120,
+        )  # fmt: skip
+        assert out.stdout.strip() == "preparing", out
+    finally:
+        # The documented way to end a kept instance; the worker's capacity sweep gives its room back.
+        removed = instances_cli(vm_stack, "remove", "--image", arn)
     assert removed.returncode == 0 and kept[0] in removed.stdout, removed
     assert vm_stack.leftovers() == []
 
