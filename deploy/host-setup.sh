@@ -171,6 +171,9 @@ fi
 say "postgresql: postgresql://$PG_ROLE:$PG_PASSWORD@127.0.0.1:5432/$PG_ROLE ready"
 
 # --- 5. libvirt (virtlogd + libvirtd, no systemd) -------------------------------------------
+# /dev/kvm root-only (no udev rule here) makes libvirtd re-probe QEMU on every domain define (~60 s
+# under TCG): its cached capabilities say KVM, the QEMU user cannot open it. The kvm group may.
+{ [ -e /dev/kvm ] && chgrp kvm /dev/kvm && chmod 660 /dev/kvm; } 2>/dev/null || true
 if virsh -c qemu:///system version >/dev/null 2>&1; then
     say "libvirtd: running"
 else
