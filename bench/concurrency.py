@@ -184,6 +184,13 @@ def row(kind: str, n: int, builds: list[Build], steps: list[float]) -> str:
     )
 
 
+def accel() -> str:
+    from workers.vm_accel import detect
+
+    found = detect()
+    return f"guests under {found.kind.upper()}: {found.reason}"
+
+
 def rounds(
     kind: str, ib: Any, params: dict[str, Any], ns: list[int], timeout: float, address: str, rows: list[str]
 ) -> int:
@@ -212,7 +219,9 @@ def vm_params(ib: Any, name: str) -> dict[str, Any]:
         name=name, semanticVersion="1.0.0", parentImage=VM_PARENT,
         components=[{"componentArn": comp["componentBuildVersionArn"]}],
     )  # fmt: skip
-    infra = ib.create_infrastructure_configuration(name=f"{name}-infra", instanceProfileName="default")
+    infra = ib.create_infrastructure_configuration(
+        name=f"{name}-infra", instanceProfileName="default", instanceTypes=["t3.micro"]
+    )
     return {
         "imageRecipeArn": recipe["imageRecipeArn"],
         "infrastructureConfigurationArn": infra["infrastructureConfigurationArn"],
@@ -285,12 +294,13 @@ def main() -> int:
         params = container_params(ib, f"conc-{tag}", COMPONENT, tests=True)
         failures += rounds("container", ib, params, ns, args.timeout, address, rows)
         if vm_ns:
-            print("VM builds: libvirt/QEMU under TCG here (no KVM): each takes minutes", flush=True)
+            print(f"VM builds ({accel()}; under TCG each takes minutes)", flush=True)
             vparams = vm_params(ib, f"vm-{tag}")
             failures += rounds("vm", ib, vparams, vm_ns, max(args.timeout, 3600), address, rows)
 
-        print("\nconcurrent builds through the API (build + test + push of a trivial container image; "
-              "time from CreateImage to AVAILABLE)")  # fmt: skip
+        print("\nconcurrent builds through the API, time from CreateImage to AVAILABLE; container: build + test + "
+              "push of a trivial image; vm: a one-step component on the Debian 12 disk, capture, no test stage, "
+              f"{accel()}")  # fmt: skip
         print("\n".join(rows))
         if not vm_ns:
             print("VM builds: not run (add --vm; under TCG each takes minutes)")
