@@ -172,8 +172,9 @@ class Ledger:
     def usage(self) -> str:
         with self._lock:
             used = self._sum(self._entries.values())
+            builds = len({e.workflow_id for e in self._entries.values()})
             return (
-                f"in use on {self.host}: {len(self._entries)}/{self.capacity.builds} instances, "
+                f"in use on {self.host}: {builds}/{self.capacity.builds} builds, "
                 f"{used.vcpus}/{self.capacity.vcpus} vCPU, {used.memory_mib}/{self.capacity.memory_mib} MiB, "
                 f"{used.disk_gib}/{self.capacity.disk_gib} GiB"
             )
@@ -184,10 +185,21 @@ class Ledger:
             others = [e for k, e in self._entries.items() if k != key]  # a retried launch replaces its own
             used = self._sum(others)
             c = self.capacity
+            # A build's second instance here (a container build's test instance, while its build
+            # instance waits for distribution) is charged only what exceeds the room the build
+            # already holds: charging it in full let two builds each hold half the host and wait
+            # for each other's room forever.
+            held = self._sum(e for e in others if e.workflow_id == workflow_id)
+            demand = Demand(
+                max(0, demand.vcpus - held.vcpus),
+                max(0, demand.memory_mib - held.memory_mib),
+                max(0, demand.disk_gib - held.disk_gib),
+            )
+            builds = {e.workflow_id for e in others}
             short = [
                 what
                 for what, need, free in (
-                    ("instances", 1, c.builds - len(others)),
+                    ("builds", 0 if workflow_id in builds else 1, c.builds - len(builds)),
                     ("vCPUs", demand.vcpus, c.vcpus - used.vcpus),
                     ("memory", demand.memory_mib, c.memory_mib - used.memory_mib),
                     ("disk", demand.disk_gib, c.disk_gib - used.disk_gib),

@@ -77,6 +77,23 @@ def test_the_ledger_refuses_what_does_not_fit_and_remembers_across_restarts(tmp_
     assert json.loads((tmp_path / "capacity.json").read_text())["reservations"] == []
 
 
+def test_a_builds_second_instance_uses_the_room_it_holds(tmp_path: Path) -> None:
+    """Two container builds on a 2-vCPU host each hold their build instance while they test: the
+    test instance rides on the build's own room, or both would wait for each other forever."""
+    ledger = Ledger(tmp_path, Capacity(builds=2, vcpus=2, memory_mib=4096, disk_gib=100), "host-a")
+    for wf in ("wf-1", "wf-2"):
+        ledger.reserve(f"{wf}/build", CONTAINER_DEMAND, wf, context(f"arn:{wf}"))
+    for wf in ("wf-1", "wf-2"):
+        ledger.reserve(f"{wf}/test", CONTAINER_DEMAND, wf, context(f"arn:{wf}"))  # no NoCapacity
+    assert ledger.in_use() == Demand(2 * CONTAINER_DEMAND.vcpus, 2 * CONTAINER_DEMAND.memory_mib,
+                                     2 * CONTAINER_DEMAND.disk_gib)  # fmt: skip
+    # A third build is still a build too many, and a bigger second instance pays the difference.
+    with pytest.raises(NoCapacity, match="builds"):
+        ledger.reserve("wf-3/build", Demand(0, 0, 0), "wf-3", context("arn:wf-3"))
+    with pytest.raises(NoCapacity, match="vCPUs"):
+        ledger.reserve("wf-1/big", Demand(CONTAINER_DEMAND.vcpus + 1, 0, 0), "wf-1", context("arn:wf-1"))
+
+
 def test_capacity_defaults_come_from_the_host(tmp_path: Path) -> None:
     capacity = Capacity.of_host(tmp_path, builds=2, vcpus=3)
     assert capacity.builds == 2 and capacity.vcpus == 3  # set
@@ -183,7 +200,7 @@ def test_builds_spread_over_both_hosts_within_their_capacity(fleet: Fleet) -> No
         (distribution,) = build_runs(ib, arn, "DISTRIBUTION")  # the instance pushes, then ends
         launch, terminate = run.steps["LaunchBuildInstance"], distribution.steps["TerminateBuildInstance"]
         # The launch's worker said what it then held: never more than its one vCPU.
-        assert f"in use on {run.host}: 1/2 instances, 1/1 vCPU" in launch["message"], launch["message"]
+        assert f"in use on {run.host}: 1/2 builds, 1/1 vCPU" in launch["message"], launch["message"]
         # From the launch's end to the terminate's start the instance surely held its host's room.
         held[run.host].append((launch["endTime"], terminate["startTime"]))
         assert leftovers(arn) == []
