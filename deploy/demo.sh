@@ -103,7 +103,8 @@ VM_RECIPE=$(aws imagebuilder create-image-recipe --name golden-debian --semantic
 VM_INFRA=$(aws imagebuilder create-infrastructure-configuration --name vm-builders --instance-types t3.small \
     --instance-profile-name local-libvirt --query infrastructureConfigurationArn --output text)
 VM_DIST=$(aws imagebuilder create-distribution-configuration --name export-vmdk --distributions \
-    'region=us-east-1,amiDistributionConfiguration={name=golden-debian-{{ imagebuilder:buildDate }}},s3ExportConfiguration={roleName=vmimport,diskImageFormat=VMDK,s3Bucket=golden,s3Prefix=debian/}' \
+    '[{"region": "us-east-1", "amiDistributionConfiguration": {"name": "golden-debian-{{ imagebuilder:buildDate }}"},
+       "s3ExportConfiguration": {"roleName": "vmimport", "diskImageFormat": "VMDK", "s3Bucket": "golden", "s3Prefix": "debian/"}}]' \
     --query distributionConfigurationArn --output text)
 VM_IMAGE=$(aws imagebuilder create-image --image-recipe-arn "$VM_RECIPE" --infrastructure-configuration-arn "$VM_INFRA" \
     --distribution-configuration-arn "$VM_DIST" --query imageBuildVersionArn --output text)
