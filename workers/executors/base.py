@@ -17,7 +17,7 @@ from typing import Any, ClassVar
 
 from workers.blobstore import BlobStore
 from workers.contracts import CleanupRequest, CleanupResult, StepRequest, StepResult
-from workers.errors import NotSupported
+from workers.errors import NotSupported, StepFailed
 
 #: Workflow step action -> executor method.
 ACTION_METHODS: dict[str, str] = {
@@ -109,6 +109,19 @@ class Executor(abc.ABC):
     @abc.abstractmethod
     def live_instances(self) -> list[str]:
         """Instances this host holds now (for leak checks and crash recovery)."""
+
+
+def raise_if_component_failed(component: str, summary: Any) -> None:
+    """A component run's summary (components.runner) as the step failure users read: which
+    component, which step of which phase, and why."""
+    from components.runner_state import FAILED
+
+    if summary.status != FAILED:
+        return
+    failed = next((s for s in summary.steps if s.status == FAILED), None)
+    where = f"step {failed.step} (phase {failed.phase})" if failed else "a step"
+    reason = (failed.failure_message if failed else "") or summary.failure_message
+    raise StepFailed(f"component {component} failed at {where}: {reason}")
 
 
 def load_executors(kinds: list[str], settings: ExecutorSettings) -> dict[str, Executor]:

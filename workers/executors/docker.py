@@ -49,7 +49,6 @@ import docker.errors
 
 from components.errors import ToeError
 from components.runner import run_document
-from components.runner_state import FAILED
 from components.targets.docker import DockerTarget
 from workers.contracts import (
     Artifact,
@@ -62,7 +61,7 @@ from workers.contracts import (
 )
 from workers.errors import InfrastructureError, NotSupported, StepFailed
 from workers.executors import docker_inventory
-from workers.executors.base import Executor, ExecutorSettings, StepRuntime
+from workers.executors.base import Executor, ExecutorSettings, StepRuntime, raise_if_component_failed
 from workers.executors.docker_build import (
     KEEPALIVE,
     BuildOutcome,
@@ -463,11 +462,7 @@ class DockerExecutor(Executor, kind="docker"):
                 except ToeError as exc:
                     raise StepFailed(f"component {ref.name}: {exc}") from None
                 runtime.check_cancelled()
-                if summary.status == FAILED:
-                    failed = next((s for s in summary.steps if s.status == FAILED), None)
-                    where = f"step {failed.step} (phase {failed.phase})" if failed else "a step"
-                    reason = (failed.failure_message if failed else "") or summary.failure_message
-                    raise StepFailed(f"component {ref.name} failed at {where}: {reason}")
+                raise_if_component_failed(ref.name, summary)
             return len(components)
         finally:
             target.close()

@@ -32,7 +32,6 @@ from typing import Any
 
 from components.errors import ToeError
 from components.runner import run_document
-from components.runner_state import FAILED
 from components.targets.base import TargetError
 from components.targets.ssh import SSHTarget
 from workers.contracts import (
@@ -45,7 +44,7 @@ from workers.contracts import (
     pool_queue,
 )
 from workers.errors import InfrastructureError, NotSupported, StepFailed
-from workers.executors.base import Executor, ExecutorSettings, StepRuntime
+from workers.executors.base import Executor, ExecutorSettings, StepRuntime, raise_if_component_failed
 from workers.executors.docker_build import run_cancellable
 from workers.executors.libvirt_distribution import (
     apply_image_configurations,
@@ -240,11 +239,7 @@ class LibvirtExecutor(Executor, kind="libvirt"):
             except TargetError as exc:
                 raise InfrastructureError(f"component {ref.name}: the instance stopped answering: {exc}") from exc
             runtime.check_cancelled()
-            if summary.status == FAILED:
-                failed = next((s for s in summary.steps if s.status == FAILED), None)
-                where = f"step {failed.step} (phase {failed.phase})" if failed else "a step"
-                reason = (failed.failure_message if failed else "") or summary.failure_message
-                raise StepFailed(f"component {ref.name} failed at {where}: {reason}")
+            raise_if_component_failed(ref.name, summary)
         return StepResult(
             outputs={"status": "Success"},
             message=f"ran the {'/'.join(phases)} phases of {len(components)} components on {state.instance_id}",
