@@ -19,7 +19,7 @@ from pathlib import Path
 
 from workers.vm_accel import Accel, detect
 from workers.vm_images import FAST_APPEND, Manifest
-from workers.vm_seed import cloud_config, write_ed25519_key, write_nocloud_seed
+from workers.vm_seed import cloud_config, ed25519_keypair, write_ed25519_key, write_nocloud_seed
 
 QEMU = "qemu-system-x86_64"
 
@@ -114,6 +114,8 @@ class Guest:
     key_path: Path
     console_log: Path
     ssh_port: int
+    #: The SSH host key's public line the seed gave the guest (images of ours install it).
+    host_public_key: str = ""
     user: str = "root"
 
     def alive(self) -> bool:
@@ -162,7 +164,8 @@ def ephemeral_guest(
         public_key = write_ed25519_key(key_path)
         instance = f"i-{uuid.uuid4().hex[:17]}"
         seed_user_data = user_data(public_key) if user_data else cloud_config([public_key])
-        write_nocloud_seed(seed, instance_id=instance, hostname=instance, user_data=seed_user_data)
+        host_key = ed25519_keypair(instance)
+        write_nocloud_seed(seed, instance_id=instance, hostname=instance, user_data=seed_user_data, host_key=host_key)
         port = free_loopback_port()
         argv = qemu_argv(
             overlay,
@@ -180,7 +183,7 @@ def ephemeral_guest(
             process = subprocess.Popen(
                 argv, stdin=subprocess.DEVNULL, stdout=qemu_log, stderr=subprocess.STDOUT, start_new_session=True
             )
-        guest = Guest(process, workdir, overlay, seed, key_path, console, port)
+        guest = Guest(process, workdir, overlay, seed, key_path, console, port, host_key[1])
         try:
             wait_for_ssh_banner("127.0.0.1", port, boot_timeout, guest.alive)
         except (TimeoutError, RuntimeError) as exc:

@@ -17,18 +17,24 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 
-def write_ed25519_key(path: Path, comment: str = "imagebuilder-ephemeral") -> str:
-    """Write a new unencrypted OpenSSH ed25519 private key to `path` (mode 0600, created so) and
-    return the public key line for authorized_keys."""
+def ed25519_keypair(comment: str) -> tuple[bytes, str]:
+    """A new ed25519 key: the unencrypted OpenSSH private key and the public key line."""
     key = Ed25519PrivateKey.generate()
     private = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.OpenSSH, serialization.NoEncryption()
     )
+    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
+    return private, f"{public.decode()} {comment}"
+
+
+def write_ed25519_key(path: Path, comment: str = "imagebuilder-ephemeral") -> str:
+    """Write a new unencrypted OpenSSH ed25519 private key to `path` (mode 0600, created so) and
+    return the public key line for authorized_keys."""
+    private, public = ed25519_keypair(comment)
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     with os.fdopen(fd, "wb") as f:
         f.write(private)
-    public = key.public_key().public_bytes(serialization.Encoding.OpenSSH, serialization.PublicFormat.OpenSSH)
-    return f"{public.decode()} {comment}"
+    return public
 
 
 #: Second line of a cloud-config that only carries login keys. Our images' first-boot unit
@@ -52,23 +58,31 @@ def write_nocloud_seed(
     hostname: str,
     user_data: str,
     network_config: str | None = None,
+    host_key: tuple[bytes, str] | None = None,
 ) -> None:
-    """Write the `cidata` seed ISO to `path`."""
-    files = {
-        "meta-data": f"instance-id: {instance_id}\nlocal-hostname: {hostname}\n",
-        "user-data": user_data,
+    """Write the `cidata` seed ISO to `path` (mode 0600: it may carry a private host key).
+
+    host_key: the guest's SSH host key (ed25519_keypair), which our images' first-boot unit
+    installs instead of making one; cloud-init ignores the extra files."""
+    files: dict[str, bytes] = {
+        "meta-data": f"instance-id: {instance_id}\nlocal-hostname: {hostname}\n".encode(),
+        "user-data": user_data.encode(),
     }
     if network_config is not None:
-        files["network-config"] = network_config
+        files["network-config"] = network_config.encode()
+    if host_key is not None:
+        files["ssh_host_ed25519_key"] = host_key[0]
+        files["ssh_host_ed25519_key.pub"] = f"{host_key[1]}\n".encode()
     iso = pycdlib.PyCdlib()
     # Rock Ridge and Joliet carry the real (lower-case, dashed) names; the ISO 9660 8.3 names
     # are only there because the base format needs them.
     iso.new(interchange_level=3, vol_ident="cidata", joliet=3, rock_ridge="1.09")
     try:
-        for name, text in files.items():
-            data = text.encode()
-            iso_name = "/" + name.replace("-", "").upper()[:8] + ".;1"
+        for i, (name, data) in enumerate(files.items()):
+            iso_name = f"/{name.replace('-', '').replace('_', '').upper()[:6]}{i:02d}.;1"
             iso.add_fp(io.BytesIO(data), len(data), iso_name, rr_name=name, joliet_path="/" + name)
-        iso.write(str(path))
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+        with os.fdopen(fd, "wb") as out:
+            iso.write_fp(out)
     finally:
         iso.close()

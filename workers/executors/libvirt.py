@@ -25,6 +25,7 @@ import shutil
 import subprocess
 import threading
 import time
+from dataclasses import asdict
 from email.mime.multipart import MIMEMultipart
 from email.mime.text import MIMEText
 from pathlib import Path
@@ -76,8 +77,14 @@ from workers.executors.libvirt_workspace import (
 from workers.vm_accel import detect
 from workers.vm_images import managed_parent
 from workers.vm_qemu import create_overlay, free_loopback_port, wait_for_ssh_banner
-from workers.vm_seed import cloud_config, write_ed25519_key, write_nocloud_seed
+from workers.vm_seed import cloud_config, ed25519_keypair, write_ed25519_key, write_nocloud_seed
 
+#: Printed by a build instance whose /boot nothing changed since it booted (no kernel installed,
+#: no initramfs remade, no loader edited): its captured disk boots like its parent did.
+BOOT_UNCHANGED = """k=$(uname -r)
+if [ -d /run/imagebuilder ] && [ "$(readlink -f /vmlinuz)" = "/boot/vmlinuz-$k" ] \\
+    && [ -z "$(find /boot -newer /run/imagebuilder -print -quit)" ]; then echo "boot-unchanged $k"; fi
+"""
 BUILD_PHASES = ("build", "validate")
 TEST_PHASES = ("test",)
 DEFAULT_TIMEOUT = 600
@@ -136,6 +143,7 @@ class LibvirtExecutor(Executor, kind="libvirt"):
         accel = detect()
         instance_id = f"i-{os.urandom(8).hex()}"
         folder = self.workspaces.make_folder(instance_id)
+        disk = parent  # where its manifest is; the QEMU-reachable path may be a link in the workspace
         try:
             parent = _reachable_by_qemu(parent, folder)
         except StepFailed:
@@ -157,17 +165,26 @@ class LibvirtExecutor(Executor, kind="libvirt"):
         started = time.monotonic()
         try:
             create_overlay(parent, Path(state.overlay))
+            boot = direct_boot_for(disk, folder)  # the fast path; None: the disk's own loader
+            if boot is not None:
+                give_to_qemu(boot.kernel, boot.initrd)
+                state.direct_boot = asdict(boot.source)
             public_key = write_ed25519_key(Path(state.key_path), KEY_COMMENT)
+            # Made here, natively, not by the guest under emulation; and so known before it answers.
+            host_key = ed25519_keypair(instance_id)
+            if boot is not None and boot.source.host_key_from_seed:
+                known_hosts = folder / "known_hosts"
+                known_hosts.write_text(f"[127.0.0.1]:{state.ssh_port} {host_key[1].rsplit(' ', 1)[0]}\n")
+                state.known_hosts = str(known_hosts)
+            self.workspaces.save(state)
             write_nocloud_seed(
                 Path(state.seed),
                 instance_id=instance_id,
                 hostname=instance_id,
                 user_data=_user_data(public_key, ctx.recipe),
+                host_key=host_key,
             )
             give_to_qemu(Path(state.overlay), Path(state.seed))
-            boot = direct_boot_for(parent, folder)  # the fast path for a managed parent; None otherwise
-            if boot is not None:
-                give_to_qemu(boot.kernel, boot.initrd)
             xml = domain_xml(
                 instance_id=instance_id,
                 image_arn=ctx.image_arn,
@@ -291,12 +308,15 @@ class LibvirtExecutor(Executor, kind="libvirt"):
         started = time.monotonic()
         with connection() as conn:
             running = is_running(conn, state.domain)
+        said = ""
         if running:
             try:
                 # Detached, then the channel returns: a poweroff that kills its own session can be lost.
                 # Generalized already by SanitizeInstance: only what the guest wrote since needs syncing.
                 script = ("sync\n" if state.sanitized else GENERALIZE) + "systemctl --no-block poweroff\n"
-                self._guest(state, script, "generalize and power off")
+                if state.direct_boot:
+                    script = BOOT_UNCHANGED + script
+                said = self._guest(state, script, "generalize and power off")
             except InfrastructureError:
                 if not state.sanitized:
                     raise
@@ -347,6 +367,10 @@ class LibvirtExecutor(Executor, kind="libvirt"):
             "buildInstance": state.instance_id,
             "created": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
         }
+        if state.direct_boot and f"boot-unchanged {state.direct_boot.get('kernel_version')}\n" in said:
+            # The build left the kernel, initramfs and loader as they were: test instances (and
+            # builds on this image) may boot the same files directly.
+            manifest["directBoot"] = state.direct_boot
         _write_atomic(self.settings.blobs.path(f"{folder}/manifest.json"), json.dumps(manifest, indent=2) + "\n")
         self.settings.blobs.publish(folder)  # disk, manifest (and inventory): test and distribution may run elsewhere
         state.image_ref = ref
@@ -461,7 +485,13 @@ class LibvirtExecutor(Executor, kind="libvirt"):
         with self._lock:
             target = self._targets.get(state.instance_id)
             if target is None:
-                target = SSHTarget("127.0.0.1", state.ssh_port, "root", key_filename=state.key_path)
+                target = SSHTarget(
+                    "127.0.0.1",
+                    state.ssh_port,
+                    "root",
+                    key_filename=state.key_path,
+                    known_hosts=state.known_hosts or None,
+                )
                 self._targets[state.instance_id] = target
             return target
 

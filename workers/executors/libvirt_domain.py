@@ -65,29 +65,52 @@ def size_for(infrastructure: dict[str, Any]) -> tuple[Size, str]:
 
 
 @dataclass(frozen=True)
+class BootFiles:
+    """A disk's kernel and fast initramfs, kept on the host (a managed parent's, workers.vm_images)."""
+
+    kernel: str
+    initrd: str
+    kernel_version: str
+    #: The image installs the SSH host key its seed carries (so that key alone is to be trusted).
+    host_key_from_seed: bool = False
+
+
+@dataclass(frozen=True)
 class DirectBoot:
     """Boot a kernel and initramfs from host files (QEMU -kernel/-initrd/-append), not the disk's loader."""
 
     kernel: Path
     initrd: Path
     cmdline: str
+    source: BootFiles
 
 
-def direct_boot_for(parent: Path, folder: Path) -> DirectBoot | None:
-    """Direct kernel boot for a disk whose manifest (`parent`.json, as workers.vm_images writes)
-    names a kernel and initramfs kept beside it: copied into the instance's `folder`, so the QEMU
-    user owns its own copies and the shared ones are never relabelled. None for any other disk
-    (a captured image, whose kernel may have been upgraded in the build, boots its own loader)."""
-    try:
-        manifest = json.loads(Path(f"{parent}.json").read_text())
-    except (OSError, ValueError):
-        return None
-    kernel, initrd = manifest.get("kernel"), manifest.get("initrd")
+def boot_files_of(disk: Path) -> BootFiles | None:
+    """The boot files a disk may be booted with directly: a managed parent names them in its
+    manifest (`disk`.json); an image CreateImage captured names them in its folder's manifest.json
+    (as "directBoot") when its build left /boot as the parent had it. None otherwise, or when the
+    files are not on this host: the disk then boots through its own loader."""
+    found: dict[str, object] = {}
+    with contextlib.suppress(OSError, ValueError):
+        found = json.loads(Path(f"{disk}.json").read_text())
+    if not found:
+        with contextlib.suppress(OSError, ValueError):
+            found = json.loads((disk.parent / "manifest.json").read_text()).get("directBoot") or {}
+    kernel, initrd = found.get("kernel"), found.get("initrd")
     if not (isinstance(kernel, str) and isinstance(initrd, str) and Path(kernel).is_file() and Path(initrd).is_file()):
         return None
-    boot = DirectBoot(folder / "vmlinuz", folder / "initrd.img", FAST_APPEND)
-    shutil.copyfile(kernel, boot.kernel)
-    shutil.copyfile(initrd, boot.initrd)
+    return BootFiles(kernel, initrd, str(found.get("kernel_version", "")), bool(found.get("host_key_from_seed")))
+
+
+def direct_boot_for(disk: Path, folder: Path) -> DirectBoot | None:
+    """Direct kernel boot for `disk` (see boot_files_of), its files copied into the instance's
+    `folder`, so the QEMU user owns its own copies and the shared ones are never relabelled."""
+    source = boot_files_of(disk)
+    if source is None:
+        return None
+    boot = DirectBoot(folder / "vmlinux", folder / "initrd.img", FAST_APPEND, source)
+    shutil.copyfile(source.kernel, boot.kernel)
+    shutil.copyfile(source.initrd, boot.initrd)
     return boot
 
 

@@ -40,6 +40,11 @@ class InstanceState:
     sanitized: bool = False
     #: The blob reference CreateImage captured (kept when the instance is removed).
     image_ref: str = ""
+    #: A known_hosts file with the host key the seed gave the guest, when its image is known to
+    #: install that key (then any other key is refused); empty: the first key seen is pinned.
+    known_hosts: str = ""
+    #: The BootFiles (as a dict) the instance was booted with directly; empty: its disk's own loader.
+    direct_boot: dict[str, Any] = field(default_factory=dict)
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> InstanceState:
