@@ -23,8 +23,9 @@ Fast boot (guests run under TCG here, where every second of boot is many seconds
   keys, hostname, and on a new instance id the seed's SSH host key (made by the worker, natively,
   which then trusts that key alone) or fresh ones. Recipe user data (anything but our login-key
   cloud-config) is run by cloud-init itself in imagebuilder-userdata.service, queued by that unit
-  and ordered before sshd, so SSH ready means user data has run (cloud-init stays installed;
-  /etc/cloud/cloud-init.disabled only turns off its boot-time generator).
+  and ordered before sshd, so SSH ready means user data has run. All this on build guests only
+  (`cloud-init=disabled` on their command line): the image itself boots with cloud-init, so an
+  exported disk configures itself on a cloud or hypervisor like a stock cloud image.
 - The image's own initramfs lists its modules (virtio plus the disk controllers of VMware, Hyper-V,
   Xen, NVMe and SATA, so exported disks still find their root) and is lz4-compressed: 35 MB of
   gzip took longer to unpack under TCG than the kernel took to boot.
@@ -351,6 +352,7 @@ FAST_BLACKLISTED_MODULES = (
 #: norandmaps: no address-space randomization, so every process maps its libraries at the same
 #: addresses and TCG reuses the code it translated for the previous one (halved boot time alone);
 #: net.ifnames=0 imagebuilder.usernet: slirp's fixed addresses set by one `ip` (USERNET), not networkd;
+#: cloud-init=disabled: its boot stages (~20 s under TCG) give way to imagebuilder-nocloud.service;
 #: imagebuilder.buildguest: sshd right after the first-boot unit (BUILD_GUEST_GENERATOR);
 #: imagebuilder.seed: the seed is the second virtio disk (libvirt_domain.py), so nothing probes for it;
 #: quiet/loglevel/show_status: the console is a log, not a terminal; mitigations=off: no
@@ -361,7 +363,8 @@ FAST_APPEND = " ".join(
     [
         "root=/dev/vda1 ro console=ttyS0,115200 quiet loglevel=3 systemd.show_status=error norandmaps",
         "mitigations=off tsc=reliable fsck.mode=skip no_timer_check 8250.nr_uarts=1 cryptomgr.notests",
-        "random.trust_cpu=on net.ifnames=0 imagebuilder.usernet imagebuilder.buildguest imagebuilder.seed=/dev/vdb",
+        "random.trust_cpu=on net.ifnames=0 cloud-init=disabled",
+        "imagebuilder.usernet imagebuilder.buildguest imagebuilder.seed=/dev/vdb",
         f"modprobe.blacklist={','.join(FAST_BLACKLISTED_MODULES)}",
         *(f"systemd.mask={unit}" for unit in FAST_MASKED_UNITS),
     ]
@@ -372,15 +375,12 @@ CONFIG_FILES: dict[str, str] = {
     "etc/fstab": f"LABEL={ROOT_LABEL} / ext4 errors=remount-ro 0 1\n",
     "etc/hostname": "debian\n",
     "etc/hosts": "127.0.0.1 localhost\n::1 localhost ip6-localhost ip6-loopback\n",
-    # cloud-init stays installed for recipe user data (run by imagebuilder-nocloud.service) and for
-    # images that re-enable it; this file turns off only its boot-time generator.
-    "etc/cloud/cloud-init.disabled": "imagebuilder-nocloud.service reads the NoCloud seed; see /usr/lib/imagebuilder\n",
-    # When cloud-init runs: NoCloud only (no network probing for EC2/OpenStack metadata, minutes
-    # offline). locale: minbase has no locales. Root may log in with the seed's keys. Host keys
-    # are ours (made before cloud-init runs, ed25519 and ecdsa: RSA 3072 costs ~19 s under TCG).
-    # Networking is the image's own (networkd DHCP on every NIC), not cloud-init's fallback.
+    # cloud-init is on in the image, as a golden image booted on a cloud or hypervisor expects
+    # (its generator picks the platform's datasource); build guests turn it off on their command
+    # line (FAST_APPEND) and our first-boot unit does its work. locale: minbase has no locales.
+    # Root may log in with the seed's keys. Host keys: ed25519 and ecdsa (RSA 3072 costs ~19 s
+    # under TCG). Networking is the image's own (networkd DHCP on every NIC).
     "etc/cloud/cloud.cfg.d/90-imagebuilder.cfg": """\
-datasource_list: [NoCloud, None]
 locale: false
 disable_root: false
 ssh_pwauth: false
@@ -413,9 +413,12 @@ KbdInteractiveAuthentication no
 """,
     "usr/lib/imagebuilder/nocloud-boot": NOCLOUD_BOOT,
     # Early (right after / is writable): sshd waits for it, and nothing it does needs more.
+    # Only where cloud-init's boot stages are off (build guests, or an image that turns them off).
     "etc/systemd/system/imagebuilder-nocloud.service": """\
 [Unit]
 Description=Image Builder first boot from the NoCloud seed (login keys, host keys, hostname)
+ConditionKernelCommandLine=|cloud-init=disabled
+ConditionPathExists=|/etc/cloud/cloud-init.disabled
 DefaultDependencies=no
 After=systemd-remount-fs.service
 Before=ssh.service shutdown.target

@@ -123,6 +123,16 @@ def test_the_build_succeeds_with_a_reboot_and_a_test_stage(vm_stack: VmStack, bu
     test_run = next(e for e in executions if e["type"] == "TEST")
     steps = ib.list_workflow_step_executions(workflowExecutionId=test_run["workflowExecutionId"])["steps"]
     assert {s["name"]: s["status"] for s in steps}["ApplyTestComponents"] == "COMPLETED"
+    # The build left /boot alone, so the test instance booted the captured disk as directly as
+    # the build instance booted the parent.
+    for execution in executions:
+        if execution["type"] in ("BUILD", "TEST"):
+            assert "booted directly" in launch_message(ib, execution["workflowExecutionId"])
+
+
+def launch_message(ib: Any, workflow_execution_id: str) -> str:
+    steps = ib.list_workflow_step_executions(workflowExecutionId=workflow_execution_id)["steps"]
+    return str(next(s for s in steps if s["action"] == "LaunchInstance").get("message", ""))
 
 
 def test_every_distribution_target_has_its_ami(built: dict[str, Any]) -> None:
@@ -198,4 +208,8 @@ def test_an_exported_disk_boots(vm_stack: VmStack, built: dict[str, Any]) -> Non
     )["imageBuildVersionArn"]
     rebuilt = vm_stack.wait_image(arn, {"AVAILABLE", "FAILED", "CANCELLED"})
     assert rebuilt["state"]["status"] == "AVAILABLE", rebuilt["state"]
+    # As on a cloud: the exported disk booted through its own loader and cloud-init configured it
+    # from the NoCloud seed (the image ships with cloud-init on).
+    build_run = ib.list_workflow_executions(imageBuildVersionArn=arn)["workflowExecutions"][0]
+    assert "booted by its own loader, cloud-init done" in launch_message(ib, build_run["workflowExecutionId"])
     assert vm_stack.leftovers() == []

@@ -199,7 +199,9 @@ class LibvirtExecutor(Executor, kind="libvirt"):
             )
             with connection() as conn:
                 conn.defineXML(xml).create()
-            self._wait_login(state, runtime, time.monotonic() + timeout)
+            deadline = time.monotonic() + timeout
+            self._wait_login(state, runtime, deadline)
+            cloud_init = "" if boot is not None else self._wait_cloud_init(state, deadline)
         except BaseException as exc:
             # Nobody else knows this instance id yet: remove what was made before reporting.
             tail = _tail(Path(state.console_log))
@@ -215,7 +217,8 @@ class LibvirtExecutor(Executor, kind="libvirt"):
             message=(
                 f"{purpose} instance {instance_id} ({size.vcpus} vCPU, {size.memory_mib} MiB"
                 f"{', ' + instance_type if instance_type else ''}, {accel.kind}) answered SSH on "
-                f"127.0.0.1:{state.ssh_port} after {boot_s:.1f} s"
+                f"127.0.0.1:{state.ssh_port} after {boot_s:.1f} s, "
+                + ("booted directly" if boot is not None else f"booted by its own loader, cloud-init {cloud_init}")
             ),
         )
 
@@ -524,6 +527,19 @@ class LibvirtExecutor(Executor, kind="libvirt"):
             if not alive():
                 raise RuntimeError(f"instance {state.instance_id} stopped before accepting a login")
             time.sleep(1)
+
+    def _wait_cloud_init(self, state: InstanceState, deadline: float) -> str:
+        """A guest booted through its own loader runs cloud-init's boot stages (our images have
+        them on; a build guest's command line turns them off), whose last one runs the recipe's
+        user data after sshd is up: wait for it, so components start where user data left off.
+        Its outcome ("done", "error", "disabled": no datasource) is reported, not judged, as
+        on the fast path."""
+        script = "command -v cloud-init >/dev/null 2>&1 || exit 0; cloud-init status --wait 2>/dev/null | tail -n 1"
+        try:
+            result = self._target(state).exec(["sh", "-c", script], timeout=max(30.0, deadline - time.monotonic()))
+        except TargetError as exc:
+            raise InfrastructureError(f"waiting for cloud-init on {state.instance_id}: {exc}") from exc
+        return result.stdout.decode(errors="replace").strip().removeprefix("status:").strip() or "absent"
 
     def _guest(self, state: InstanceState, script: str, what: str) -> str:
         """Run a shell script as root on the instance; its stdout, or InfrastructureError/StepFailed."""

@@ -87,15 +87,19 @@ class DirectBoot:
 
 def boot_files_of(disk: Path) -> BootFiles | None:
     """The boot files a disk may be booted with directly: a managed parent names them in its
-    manifest (`disk`.json); an image CreateImage captured names them in its folder's manifest.json
-    (as "directBoot") when its build left /boot as the parent had it. None otherwise, or when the
-    files are not on this host: the disk then boots through its own loader."""
+    manifest (`disk`.json); an image CreateImage captured (and its AMIs) names them in its folder's
+    manifest.json (as "directBoot") when its build left /boot as the parent had it. None otherwise,
+    or when the files are not on this host: the disk then boots through its own loader."""
     found: dict[str, object] = {}
     with contextlib.suppress(OSError, ValueError):
         found = json.loads(Path(f"{disk}.json").read_text())
-    if not found:
-        with contextlib.suppress(OSError, ValueError):
-            found = json.loads((disk.parent / "manifest.json").read_text()).get("directBoot") or {}
+    # A captured disk's folder, or the image folder above an AMI's amis/<region>/ (libvirt_distribution).
+    folders = [disk.parent, disk.parents[2]] if disk.parent.parent.name == "amis" else [disk.parent]
+    for folder in folders:
+        if found:
+            break
+        with contextlib.suppress(OSError, ValueError, AttributeError):
+            found = json.loads((folder / "manifest.json").read_text()).get("directBoot") or {}
     kernel, initrd = found.get("kernel"), found.get("initrd")
     if not (isinstance(kernel, str) and isinstance(initrd, str) and Path(kernel).is_file() and Path(initrd).is_file()):
         return None
