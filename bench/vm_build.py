@@ -24,8 +24,9 @@ down and write a standalone qcow2, under the same accelerator (TCG here: workers
 Where our time goes: every workflow step's start and end (ListWorkflowStepExecutions), and the
 build instance's console log, each line stamped with the time it reached the log, so the boot's
 phases (firmware/kernel, initramfs, systemd, first-boot unit, sshd) show. `boot` launches
-instances with the libvirt executor itself (no Temporal), prints domain start -> SSH banner ->
-login for each, and the console phases. One guest at a time: the host has 2 CPUs.
+instances with the libvirt executor itself (no Temporal), prints domain start -> sshd listening
+(the guest's console line) -> root login for each, and the console phases. One guest at a time:
+the host has 2 CPUs.
 """
 
 from __future__ import annotations
@@ -53,7 +54,7 @@ from engine import settings
 from engine.up import Stack
 from tests.api.conftest import Server, free_port, provision_keys
 from workers.vm_accel import detect
-from workers.vm_images import FAST_APPEND, Manifest, managed_parent
+from workers.vm_images import FAST_APPEND, SSH_READY_MARKER, Manifest, managed_parent
 from workers.vm_seed import cloud_config, write_ed25519_key, write_nocloud_seed
 
 PARENT_ARN = "arn:aws:imagebuilder:us-east-1:aws:image/debian-12/x.x.x"
@@ -76,6 +77,7 @@ PHASES = (
     ("initramfs", "Run /init as init process"),
     ("systemd", "systemd["),
     ("first-boot unit", "imagebuilder-nocloud:"),
+    ("sshd listening", SSH_READY_MARKER),
 )
 
 
@@ -192,10 +194,6 @@ def boot_runs(runs: int, parent: Path, analyze: bool = False) -> list[Boot]:
                 context=ctx, workflow_type="BUILD", workflow_execution_id="wf-bench", step_execution_id=f"s-{i}",
                 step_name="LaunchInstance", action="LaunchInstance", inputs={},
             )  # fmt: skip
-            # The banner, probed by a thread of ours on the port the instance's state file names.
-            banner: list[float] = []
-            watcher = threading.Thread(target=_watch_banner, args=(root / "instances", banner), daemon=True)
-            watcher.start()
             runtime = StepRuntime(cancel=threading.Event(), log_dir=log_dir, heartbeat=lambda _: None)
             with ConsoleStamps(log_dir / "console.log") as console:
                 t0 = time.monotonic()
@@ -208,11 +206,13 @@ def boot_runs(runs: int, parent: Path, analyze: bool = False) -> list[Boot]:
                 for command in ANALYZE:
                     print(f"$ {command}\n{executor._guest(state, command, 'analyze')}", flush=True)
             executor.remove_instance(result.outputs["instanceId"])
-            watcher.join(5)
-            b = Boot((banner[0] if banner else t1) - t0, t1 - t0, console.phases(t0))
+            # sshd listening: the guest's own console line (probing the port from here would
+            # load the guest and, before its network is up, hang in slirp).
+            phases = console.phases(t0)
+            b = Boot(phases.get("sshd listening", t1 - t0), t1 - t0, phases)
             out.append(b)
             print(
-                f"boot {i + 1}: SSH banner {b.banner:5.1f} s, login {b.login:5.1f} s; {_phase_text(b.phases)}",
+                f"boot {i + 1}: sshd listening {b.banner:5.1f} s, login {b.login:5.1f} s; {_phase_text(b.phases)}",
                 flush=True,
             )
     finally:
@@ -220,19 +220,6 @@ def boot_runs(runs: int, parent: Path, analyze: bool = False) -> list[Boot]:
             executor.remove_instance(instance)
         shutil.rmtree(root, ignore_errors=True)
     return out
-
-
-def _watch_banner(instances: Path, banner: list[float]) -> None:
-    from workers.vm_qemu import wait_for_ssh_banner
-
-    deadline = time.monotonic() + 600
-    while time.monotonic() < deadline:
-        for state in instances.glob("*/state.json"):
-            with contextlib.suppress(OSError, ValueError, TimeoutError):
-                wait_for_ssh_banner("127.0.0.1", int(json.loads(state.read_text())["ssh_port"]), 600)
-                banner.append(time.monotonic())
-                return
-        time.sleep(0.05)
 
 
 def _phase_text(phases: dict[str, float]) -> str:
@@ -464,9 +451,10 @@ def boot_main(args: argparse.Namespace) -> int:
     print(f"parent {parent} ({detect().kind}: {detect().reason})", flush=True)
     boots = boot_runs(args.runs, parent, args.analyze)
     banners = [b.banner for b in boots]
-    verdict = "OK" if statistics.median(banners) < TARGET_BOOT_S else "ABOVE TARGET"
+    # SSH ready = a root login works (what LaunchInstance waits for), the stricter of the two.
+    verdict = "OK" if statistics.median(b.login for b in boots) < TARGET_BOOT_S else "ABOVE TARGET"
     print(
-        f"domain start -> SSH banner: median {statistics.median(banners):.1f} s, min {min(banners):.1f} s; "
+        f"domain start -> sshd listening: median {statistics.median(banners):.1f} s, min {min(banners):.1f} s; "
         f"-> login median {statistics.median(b.login for b in boots):.1f} s (target < {TARGET_BOOT_S:.0f} s: {verdict})"
     )
     return 0
@@ -475,7 +463,7 @@ def boot_main(args: argparse.Namespace) -> int:
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = parser.add_subparsers(dest="command")
-    boot = sub.add_parser("boot", help="LaunchInstance only: domain start -> SSH banner -> login")
+    boot = sub.add_parser("boot", help="LaunchInstance only: domain start -> sshd listening -> login")
     boot.add_argument("--runs", type=int, default=3)
     boot.add_argument("--disk", help="a disk other than the managed parent (e.g. a captured image)")
     boot.add_argument("--analyze", action="store_true", help="print systemd-analyze of each guest after login")

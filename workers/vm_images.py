@@ -66,7 +66,7 @@ from workers.vm_fastboot import extract_vmlinux, fast_initramfs
 DEFAULT_MIRROR = os.environ.get("IMAGEBUILDER_DEBIAN_MIRROR", "http://deb.debian.org/debian")
 CACHE_ROOT = Path("/var/cache/imagebuilder")
 #: Bump when the way the disk is made changes in a way the inputs below do not show.
-RECIPE_VERSION = 3
+RECIPE_VERSION = 4
 ROOT_LABEL = "debian-root"
 PART_OFFSET = 1 << 20  # 1 MiB: the usual first-partition alignment; sector 2048
 _SUITE_VERSIONS = {"bookworm": "12", "trixie": "13"}
@@ -294,18 +294,28 @@ echo "$status" >"$run/user-data.status"
 rm -f "$run/user-data-pending"
 echo "imagebuilder-userdata: user data finished with status $status (log: /var/log/cloud-init-output.log)"
 """
+#: Printed on the console of a build guest once sshd listens (after its readiness notification):
+#: the worker probes SSH only then. A probe made earlier, before the guest's network is up, hangs
+#: for seconds while slirp resends its SYN into the guest.
+SSH_READY_MARKER = "imagebuilder: sshd is listening"
 #: Build guests only (imagebuilder.buildguest on the kernel command line): sshd starts as soon as
 #: the first-boot unit has put the keys in place, instead of after basic.target (udev coldplug,
-#: tmpfiles, dbus: about 5 s of a TCG boot), and without its config test (one more sshd start).
+#: tmpfiles, dbus: about 5 s of a TCG boot), without its config test (one more sshd start), and
+#: says on the console when it listens (SSH_READY_MARKER). Each connection is served without a
+#: re-exec of sshd (-r) and without PAM: the worker's first login lands while dbus and logind are
+#: still starting, and pam_systemd would wait for them. Commands run as root with sshd's own
+#: environment, much as AWS's SSM agent runs components (no login session either).
 #: A generator, because the image's own boots keep Debian's ordering. Builtins only: every process
 #: started costs a fraction of a second under emulation.
-BUILD_GUEST_GENERATOR = r"""#!/bin/sh
+BUILD_GUEST_GENERATOR = rf"""#!/bin/sh
 read -r cmdline </proc/cmdline
 case " $cmdline " in *" imagebuilder.buildguest "*) ;; *) exit 0 ;; esac
 mkdir -p "$1/ssh.service.d"
 printf '%s\n' '[Unit]' 'DefaultDependencies=no' 'Wants=imagebuilder-nocloud.service' \
     'After=imagebuilder-nocloud.service systemd-remount-fs.service' \
     'Conflicts=shutdown.target' 'Before=shutdown.target' '[Service]' 'ExecStartPre=' \
+    'ExecStart=' 'ExecStart=/usr/sbin/sshd -D -r -o UsePAM=no $SSHD_OPTS' \
+    'StandardOutput=journal+console' 'ExecStartPost=-/bin/echo {SSH_READY_MARKER}' \
     >"$1/ssh.service.d/50-imagebuilder-build-guest.conf"
 """
 #: Command line of the image's own boot (extlinux): an ordinary one, since it stays in exported images.
@@ -522,6 +532,8 @@ class Manifest:
     kernel_append: str = KERNEL_APPEND
     #: Its first-boot unit installs an SSH host key from the seed (recipe version 3 on).
     host_key_from_seed: bool = False
+    #: What a build guest prints on its console once sshd listens (recipe version 4 on).
+    ssh_ready_marker: str = ""
     timings: dict[str, float] = field(default_factory=dict)
     #: True when this call found the image in the cache (not stored in the JSON file).
     cached: bool = False
@@ -664,6 +676,7 @@ def _build(image: Path, pkg_cache: Path, size_gb: int, suite: str, mirror: str, 
             kernel=kernel,
             initrd=initrd,
             host_key_from_seed=True,
+            ssh_ready_marker=SSH_READY_MARKER,
             timings=timings,
         )
         # Image first, manifest last: a manifest beside an image means the image is complete.

@@ -39,10 +39,55 @@ def free_loopback_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def wait_for_ssh_banner(host: str, port: int, timeout: float, alive: Callable[[], bool] | None = None) -> None:
-    """Wait until sshd answers with its banner: QEMU's hostfwd accepts TCP long before the guest
-    listens, so a connect alone proves nothing. Gives up early when `alive` says the VM is gone."""
+class ConsoleMarker:
+    """Whether a line has appeared in a guest's console log (read incrementally, a file QEMU writes)."""
+
+    def __init__(self, path: Path, marker: str) -> None:
+        self.path = path
+        self.marker = marker.encode()
+        self._pos = 0
+        self._tail = b""
+        self.seen = False
+
+    def __call__(self) -> bool:
+        if not self.seen:
+            with contextlib.suppress(OSError), open(self.path, "rb") as f:
+                f.seek(self._pos)
+                data = f.read()
+                self._pos += len(data)
+                self.seen = self.marker in self._tail + data
+                self._tail = (self._tail + data)[-len(self.marker) :]
+        return self.seen
+
+
+def wait_for_sshd(
+    host: str,
+    port: int,
+    timeout: float,
+    alive: Callable[[], bool] | None = None,
+    ready: Callable[[], bool] | None = None,
+    ready_wait: float = 120,
+) -> None:
+    """Wait until the guest's sshd listens. Gives up early when `alive` says the VM is gone.
+
+    With `ready` (a guest that says on its console when sshd listens, see ConsoleMarker), its
+    word is taken: nothing touches the port before, since a probe made before the guest's network
+    is up hangs for seconds while slirp resends its SYN into the guest, and none after, since each
+    connection costs the guest an sshd fork and re-exec. Otherwise (or if it has said nothing
+    after `ready_wait` seconds) sshd must answer with its banner: QEMU's hostfwd accepts TCP long
+    before the guest listens, so a connect alone proves nothing."""
     deadline = time.monotonic() + timeout
+    if ready is not None:
+        probe_anyway = time.monotonic() + ready_wait
+        checked = 0.0
+        while time.monotonic() < min(probe_anyway, deadline):
+            if ready():
+                return
+            if alive is not None and time.monotonic() - checked > 0.5:
+                if not alive():
+                    raise RuntimeError(f"the guest exited before sshd answered on {host}:{port}")
+                checked = time.monotonic()
+            time.sleep(0.05)
     while True:
         if alive is not None and not alive():
             raise RuntimeError(f"the guest exited before sshd answered on {host}:{port}")
@@ -55,7 +100,7 @@ def wait_for_ssh_banner(host: str, port: int, timeout: float, alive: Callable[[]
             pass
         if time.monotonic() > deadline:
             raise TimeoutError(f"no SSH banner on {host}:{port} within {timeout:.0f} s")
-        time.sleep(0.5)
+        time.sleep(0.25)
 
 
 def qemu_argv(
@@ -184,8 +229,10 @@ def ephemeral_guest(
                 argv, stdin=subprocess.DEVNULL, stdout=qemu_log, stderr=subprocess.STDOUT, start_new_session=True
             )
         guest = Guest(process, workdir, overlay, seed, key_path, console, port, host_key[1])
+        marker = manifest.ssh_ready_marker if manifest is not None and manifest.kernel else ""
+        ready = ConsoleMarker(console, marker) if marker else None
         try:
-            wait_for_ssh_banner("127.0.0.1", port, boot_timeout, guest.alive)
+            wait_for_sshd("127.0.0.1", port, boot_timeout, guest.alive, ready)
         except (TimeoutError, RuntimeError) as exc:
             qemu_out = (workdir / "qemu.log").read_text(errors="replace")[-2000:]
             raise RuntimeError(f"{exc}\n--- qemu ---\n{qemu_out}\n--- console ---\n{guest.console_tail()}") from exc

@@ -76,7 +76,7 @@ from workers.executors.libvirt_workspace import (
 )
 from workers.vm_accel import detect
 from workers.vm_images import managed_parent
-from workers.vm_qemu import create_overlay, free_loopback_port, wait_for_ssh_banner
+from workers.vm_qemu import ConsoleMarker, create_overlay, free_loopback_port, wait_for_sshd
 from workers.vm_seed import cloud_config, ed25519_keypair, write_ed25519_key, write_nocloud_seed
 
 #: Printed by a build instance whose /boot nothing changed since it booted (no kernel installed,
@@ -505,8 +505,9 @@ class LibvirtExecutor(Executor, kind="libvirt"):
             target.close()
 
     def _wait_login(self, state: InstanceState, runtime: StepRuntime, deadline: float) -> None:
-        """The banner first (hostfwd accepts TCP long before sshd listens), then a real login:
-        the banner can come a moment before cloud-init has installed the key."""
+        """sshd listening first (its console line, or its banner: hostfwd accepts TCP long before
+        sshd listens), then a real login: on a disk's own boot the banner can come a moment
+        before cloud-init has installed the key."""
 
         def alive() -> bool:
             runtime.heartbeat({"stage": "boot"})
@@ -514,7 +515,9 @@ class LibvirtExecutor(Executor, kind="libvirt"):
             with connection() as conn:
                 return is_running(conn, state.domain)
 
-        wait_for_ssh_banner("127.0.0.1", state.ssh_port, max(1.0, deadline - time.monotonic()), alive)
+        marker = str(state.direct_boot.get("ssh_ready_marker") or "")
+        ready = ConsoleMarker(Path(state.console_log), marker) if marker else None
+        wait_for_sshd("127.0.0.1", state.ssh_port, max(1.0, deadline - time.monotonic()), alive, ready)
         target = self._target(state)
         while True:
             try:

@@ -73,6 +73,8 @@ class BootFiles:
     kernel_version: str
     #: The image installs the SSH host key its seed carries (so that key alone is to be trusted).
     host_key_from_seed: bool = False
+    #: What the guest prints on its console once sshd listens (workers.vm_images.SSH_READY_MARKER).
+    ssh_ready_marker: str = ""
 
 
 @dataclass(frozen=True)
@@ -103,7 +105,13 @@ def boot_files_of(disk: Path) -> BootFiles | None:
     kernel, initrd = found.get("kernel"), found.get("initrd")
     if not (isinstance(kernel, str) and isinstance(initrd, str) and Path(kernel).is_file() and Path(initrd).is_file()):
         return None
-    return BootFiles(kernel, initrd, str(found.get("kernel_version", "")), bool(found.get("host_key_from_seed")))
+    return BootFiles(
+        kernel,
+        initrd,
+        str(found.get("kernel_version", "")),
+        bool(found.get("host_key_from_seed")),
+        str(found.get("ssh_ready_marker") or ""),
+    )
 
 
 def direct_boot_for(disk: Path, folder: Path) -> DirectBoot | None:
