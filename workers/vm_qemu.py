@@ -49,6 +49,11 @@ class ConsoleMarker:
         self._tail = b""
         self.seen = False
 
+    @property
+    def silent(self) -> bool:
+        """Nothing at all has reached the console yet."""
+        return self._pos == 0
+
     def __call__(self) -> bool:
         if not self.seen:
             with contextlib.suppress(OSError), open(self.path, "rb") as f:
@@ -66,7 +71,7 @@ def wait_for_sshd(
     timeout: float,
     alive: Callable[[], bool] | None = None,
     ready: Callable[[], bool] | None = None,
-    ready_wait: float = 120,
+    ready_wait: float = 180,
 ) -> None:
     """Wait until the guest's sshd listens. Gives up early when `alive` says the VM is gone.
 
@@ -75,7 +80,9 @@ def wait_for_sshd(
     is up hangs for seconds while slirp resends its SYN into the guest, and none after, since each
     connection costs the guest an sshd fork and re-exec. Otherwise (or if it has said nothing
     after `ready_wait` seconds) sshd must answer with its banner: QEMU's hostfwd accepts TCP long
-    before the guest listens, so a connect alone proves nothing."""
+    before the guest listens, so a connect alone proves nothing. A guest whose console stayed empty
+    all that time hung early in its boot (seen once in ~50 TCG boots): TimeoutError at once, so the
+    launch is retried rather than waited out."""
     deadline = time.monotonic() + timeout
     if ready is not None:
         probe_anyway = time.monotonic() + ready_wait
@@ -88,6 +95,8 @@ def wait_for_sshd(
                     raise RuntimeError(f"the guest exited before sshd answered on {host}:{port}")
                 checked = time.monotonic()
             time.sleep(0.05)
+        if isinstance(ready, ConsoleMarker) and ready.silent:
+            raise TimeoutError(f"the guest printed nothing on its console in {ready_wait:.0f} s: it hung early in boot")
     while True:
         if alive is not None and not alive():
             raise RuntimeError(f"the guest exited before sshd answered on {host}:{port}")

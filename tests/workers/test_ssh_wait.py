@@ -1,6 +1,7 @@
 """Waiting for a guest's sshd (workers/vm_qemu.py) against a real loopback listener: a guest
 that says on its console that sshd listens is taken at its word (the port untouched), one that
-never says is probed for its banner, and the console line is found even in pieces."""
+never says is probed for its banner, a silent one is given up on, and the console line is found
+even in pieces."""
 
 from __future__ import annotations
 
@@ -57,8 +58,13 @@ def test_no_probe_before_the_guest_is_ready(tmp_path: Path) -> None:
         wait_for_sshd("127.0.0.1", port, 10, ready=ConsoleMarker(console, MARKER))
         # The guest's word is taken: the port was never touched.
         assert ready_at and not accepted
-        # A guest that never says: its banner, after ready_wait.
-        wait_for_sshd("127.0.0.1", port, 10, ready=ConsoleMarker(tmp_path / "silent", MARKER), ready_wait=0.3)
+        # A guest that boots but never says (an image without the marker): its banner, after ready_wait.
+        (tmp_path / "other").write_text("Debian GNU/Linux 12 login:\n")
+        wait_for_sshd("127.0.0.1", port, 10, ready=ConsoleMarker(tmp_path / "other", MARKER), ready_wait=0.3)
+        assert len(accepted) == 1
+        # A guest that printed nothing at all hung early in boot: no waiting out the whole timeout.
+        with pytest.raises(TimeoutError, match="printed nothing on its console"):
+            wait_for_sshd("127.0.0.1", port, 10, ready=ConsoleMarker(tmp_path / "silent", MARKER), ready_wait=0.3)
         assert len(accepted) == 1
     finally:
         server.close()
