@@ -108,7 +108,7 @@ VM_DIST=$(aws imagebuilder create-distribution-configuration --name export-vmdk 
     --query distributionConfigurationArn --output text)
 VM_IMAGE=$(aws imagebuilder create-image --image-recipe-arn "$VM_RECIPE" --infrastructure-configuration-arn "$VM_INFRA" \
     --distribution-configuration-arn "$VM_DIST" --query imageBuildVersionArn --output text)
-echo "$VM_IMAGE  (under TCG each guest takes a minute or two to boot)"
+echo "$VM_IMAGE  (under TCG a build takes a minute or two: two guest boots of 10-20 s, the VMDK export)"
 follow "$VM_IMAGE"
 aws imagebuilder get-image --image-build-version-arn "$VM_IMAGE" --query 'image.[state,outputResources]'
 [[ $status == AVAILABLE ]] || exit 1
