@@ -234,7 +234,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--n", default="1,2,4,8", help="concurrent container builds, comma-separated")
     parser.add_argument("--noop-runs", type=int, default=5, help="do-nothing builds for the per-step overhead")
-    parser.add_argument("--vm", action="store_true", help="also VM builds (libvirt/QEMU; minutes each under TCG)")
+    parser.add_argument("--vm", action="store_true", help="also VM builds (libvirt/QEMU; ~20 s each alone under TCG)")
     parser.add_argument("--vm-n", default="1,2", help="concurrent VM builds, comma-separated")
     parser.add_argument("--timeout", type=float, default=900, help="seconds one round of builds may take")
     parser.add_argument("--keep", action="store_true", help="keep the data directory (logs) for a look")
@@ -294,7 +294,7 @@ def main() -> int:
         params = container_params(ib, f"conc-{tag}", COMPONENT, tests=True)
         failures += rounds("container", ib, params, ns, args.timeout, address, rows)
         if vm_ns:
-            print(f"VM builds ({accel()}; under TCG each takes minutes)", flush=True)
+            print(f"VM builds ({accel()})", flush=True)
             vparams = vm_params(ib, f"vm-{tag}")
             failures += rounds("vm", ib, vparams, vm_ns, max(args.timeout, 3600), address, rows)
 
@@ -303,7 +303,7 @@ def main() -> int:
               f"{accel()}")  # fmt: skip
         print("\n".join(rows))
         if not vm_ns:
-            print("VM builds: not run (add --vm; under TCG each takes minutes)")
+            print("VM builds: not run (add --vm)")
         if noop_steps:
             p50, p95 = statistics.median(noop_steps), percentile(noop_steps, 95)
             verdict = "OK" if p50 < 50 else "ABOVE TARGET"
