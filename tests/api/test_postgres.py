@@ -7,11 +7,8 @@ here with this module's `server` fixture.
 
 from __future__ import annotations
 
-import os
-import uuid
 from collections.abc import Iterator
 
-import psycopg
 import pytest
 
 from tests.api.conftest import Server, start_server, stop_server
@@ -24,6 +21,7 @@ from tests.api.test_components import (
     test_wildcards_resolve_to_newest,
 )
 from tests.api.test_wire import test_concurrent_writers_lose_nothing, test_one_client_token_raced_creates_one_resource
+from tests.support.postgres import throwaway_database
 
 __all__ = [
     "test_bad_documents_and_versions",
@@ -36,27 +34,17 @@ __all__ = [
     "test_wildcards_resolve_to_newest",
 ]
 
-ADMIN_DSN = os.environ.get("IMAGEBUILDER_TEST_PG", "postgresql://imagebuilder:imagebuilder@127.0.0.1:5432/imagebuilder")
-
 pytestmark = pytest.mark.postgres
 
 
 @pytest.fixture(scope="module")
 def server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
-    name = f"ib_test_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(ADMIN_DSN, autocommit=True)
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL is not reachable at {ADMIN_DSN} (run deploy/host-setup.sh): {exc}")
-    admin.execute(f'CREATE DATABASE "{name}"')
-    url = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
-    srv = start_server(tmp_path_factory.mktemp("api-pg"), database_url=url)
-    try:
-        yield srv
-    finally:
-        stop_server(srv)
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.close()
+    with throwaway_database("ib_test") as url:
+        srv = start_server(tmp_path_factory.mktemp("api-pg"), database_url=url)
+        try:
+            yield srv
+        finally:
+            stop_server(srv)
 
 
 def test_server_really_uses_postgres(server: Server) -> None:

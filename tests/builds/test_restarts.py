@@ -25,14 +25,13 @@ from pathlib import Path
 from typing import Any
 
 import docker
-import psycopg
 import pytest
 from temporalio.client import Client
 
 from engine.builds.model import workflow_id
-from tests.api.test_postgres import ADMIN_DSN
 from tests.builds.conftest import Stack, Temporal, open_stack, start_temporal
 from tests.builds.test_container_build import COMPONENT, TERMINAL, setup_build, wait_for
+from tests.support.postgres import throwaway_database
 
 CONTROL = ("--control",)
 EXECUTOR = ("--executors", "docker", "--max-concurrent", "4")
@@ -332,24 +331,16 @@ def test_both_workers_killed_in_the_distribution_stage(split: Stack) -> None:
 @pytest.fixture(scope="module")
 def postgres_stack(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Stack]:
     """On its own Temporal dev server: the SQLite stack of this module is still running."""
-    name = f"ib_restart_{uuid.uuid4().hex[:12]}"
-    try:
-        admin = psycopg.connect(ADMIN_DSN, autocommit=True)
-    except psycopg.OperationalError as exc:
-        pytest.fail(f"PostgreSQL is not reachable at {ADMIN_DSN} (run deploy/host-setup.sh): {exc}")
-    admin.execute(f'CREATE DATABASE "{name}"')
-    url = ADMIN_DSN.rsplit("/", 1)[0].replace("postgresql://", "postgresql+psycopg://") + f"/{name}"
-    data = tmp_path_factory.mktemp("restarts-pg")
-    temporal = start_temporal(tmp_path_factory.mktemp("temporal-pg"))
-    try:
-        with open_stack(temporal, data, {"IMAGEBUILDER_DATABASE_URL": url}, worker=False) as s:
-            start_split_workers(s)
-            yield s
-        report_leftovers("PostgreSQL", data)
-    finally:
-        temporal.stop()
-        admin.execute(f'DROP DATABASE "{name}" WITH (FORCE)')
-        admin.close()
+    with throwaway_database("ib_restart") as url:
+        data = tmp_path_factory.mktemp("restarts-pg")
+        temporal = start_temporal(tmp_path_factory.mktemp("temporal-pg"))
+        try:
+            with open_stack(temporal, data, {"IMAGEBUILDER_DATABASE_URL": url}, worker=False) as s:
+                start_split_workers(s)
+                yield s
+            report_leftovers("PostgreSQL", data)
+        finally:
+            temporal.stop()
 
 
 def test_on_postgres_api_and_control_worker_killed_during_a_build(postgres_stack: Stack) -> None:
