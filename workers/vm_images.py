@@ -7,8 +7,8 @@ and the disk is assembled without libguestfs and, where possible, without loop d
    under /var/cache/imagebuilder/debootstrap-vm, separate from the container one's smaller set);
 2. configure and generalize it (our NoCloud first-boot unit instead of cloud-init's boot-time
    units, key-only root SSH, DHCP through systemd-networkd, no machine-id, no host keys, a small
-   lz4 initramfs with listed modules only), and make a second, virtio-only initramfs kept beside
-   the image for direct kernel boot of build guests (see "Fast boot" below);
+   lz4 initramfs with listed modules only), and keep the kernel and a small initramfs of our own
+   beside the image for direct kernel boot of build guests (see "Fast boot" below);
 3. `sfdisk` an MBR partition table onto a sparse raw file, `mkfs.ext4 -d ROOTFS` straight into the
    partition (mke2fs's offset option), and syslinux's MBR code in front;
 4. `extlinux --install` is the one step that needs the filesystem mounted: a loop mount when the
@@ -93,11 +93,12 @@ FAST_INITRD_MODULES = "virtio_pci virtio_blk crc32c_generic ext4 virtio_net isof
 NOCLOUD_BOOT = r"""#!/bin/sh
 # Image Builder's first-boot work from a NoCloud seed (the `cidata` volume), done before sshd
 # starts and without cloud-init's Python stages (about 20 s under TCG):
-#   - a new instance id (meta-data) makes new SSH host keys and sets the hostname;
+#   - a new instance id (meta-data) installs the seed's SSH host key (or makes new ones) and sets
+#     the hostname;
 #   - every boot installs the login keys (meta-data public-keys, and the keys of our own
 #     key-only cloud-config) for root and the default user;
-#   - any other user data (the recipe's) is run by cloud-init, once per instance, before sshd:
-#     so SSH ready means the user data has run.
+#   - any other user data (the recipe's) is queued for imagebuilder-userdata.service (cloud-init,
+#     once per instance), which sshd waits for: so SSH ready means the user data has run.
 # Without a seed it only makes missing host keys, so sshd can start anywhere.
 # Shell builtins where possible: under emulation every process started costs a fraction of a second.
 set -u
@@ -305,8 +306,8 @@ SSH_READY_MARKER = "imagebuilder: sshd is listening"
 #: re-exec of sshd (-r) and without PAM: the worker's first login lands while dbus and logind are
 #: still starting, and pam_systemd would wait for them. Commands run as root with sshd's own
 #: environment, much as AWS's SSM agent runs components (no login session either).
-#: A generator, because the image's own boots keep Debian's ordering. Builtins only: every process
-#: started costs a fraction of a second under emulation.
+#: A generator, because the image's own boots keep Debian's ordering. Builtins but one mkdir: every
+#: process started costs a fraction of a second under emulation.
 BUILD_GUEST_GENERATOR = rf"""#!/bin/sh
 read -r cmdline </proc/cmdline
 case " $cmdline " in *" imagebuilder.buildguest "*) ;; *) exit 0 ;; esac
@@ -357,7 +358,7 @@ FAST_MASKED_UNITS = (
 FAST_BLACKLISTED_MODULES = (
     "kvm", "kvm_amd", "kvm_intel", "ccp", "ahci", "lpc_ich", "i2c_i801", "iTCO_wdt", "pcspkr", "psmouse", "serio_raw",
 )  # fmt: skip
-#: Command line of build guests booted directly with the host-side kernel and virtio-only initramfs:
+#: Command line of build guests booted directly with the host-side kernel and initramfs:
 #: throwaway machines under emulation, each option measured (bench/vm_build.py boot):
 #: norandmaps: no address-space randomization, so every process maps its libraries at the same
 #: addresses and TCG reuses the code it translated for the previous one (halved boot time alone);
@@ -524,8 +525,8 @@ class Manifest:
     cache_key: str
     #: "extlinux": the disk boots by itself; "direct-kernel": only with kernel/initrd below.
     boot_mode: Literal["extlinux", "direct-kernel"]
-    #: Beside the image: its kernel and the virtio-only initramfs, for direct kernel boot with
-    #: FAST_APPEND (images of recipe version 1 had them only in "direct-kernel" mode).
+    #: Beside the image: its kernel (an ELF with a PVH note) and the build guests' initramfs, for
+    #: direct kernel boot with FAST_APPEND (workers.vm_fastboot).
     kernel: str | None = None
     initrd: str | None = None
     #: The image's own kernel command line (extlinux.conf).
@@ -643,7 +644,6 @@ def _build(image: Path, pkg_cache: Path, size_gb: int, suite: str, mirror: str, 
 
         t = time.monotonic()
         kernel_version = _configure(rootfs, log)
-        fast_initrd = _fast_initrd(rootfs, kernel_version, work, log)
         packages = _count_packages(rootfs)
         timings["configure_s"] = round(time.monotonic() - t, 1)
 
@@ -652,12 +652,16 @@ def _build(image: Path, pkg_cache: Path, size_gb: int, suite: str, mirror: str, 
         boot_mode = _assemble(rootfs, raw, size_gb, work, log)
         timings["assemble_s"] = round(time.monotonic() - t, 1)
 
-        # Beside the image for direct kernel boot: the kernel as an ELF QEMU enters through its
-        # PVH note (no decompression under emulation), and the small initramfs.
+        # Beside the image for direct kernel boot (workers.vm_fastboot): the kernel as an ELF QEMU
+        # enters through its PVH note (no decompression under emulation), and a small initramfs
+        # of klibc and FAST_INITRD_MODULES, without udev.
         kernel = str(image.with_suffix(".vmlinux"))
         initrd = str(image.with_suffix(".initrd"))
-        extract_vmlinux(rootfs / "boot" / f"vmlinuz-{kernel_version}", Path(kernel))
-        shutil.copyfile(fast_initrd, initrd)
+        try:
+            extract_vmlinux(rootfs / "boot" / f"vmlinuz-{kernel_version}", Path(kernel))
+            Path(initrd).write_bytes(fast_initramfs(rootfs, kernel_version, FAST_INITRD_MODULES.split()))
+        except ValueError as exc:  # the callers report RuntimeError as a failed image build
+            raise RuntimeError(f"cannot make the build guests' boot files: {exc}") from exc
 
         t = time.monotonic()
         part = image.with_name(image.name + ".part")
@@ -733,13 +737,6 @@ def _configure(rootfs: Path, log: Path | None) -> str:
     if len(versions) != 1:
         raise RuntimeError(f"expected one kernel in the image, found {versions}")
     return versions[0]
-
-
-def _fast_initrd(rootfs: Path, kernel_version: str, work: Path, log: Path | None) -> Path:
-    """The build guests' initramfs (workers.vm_fastboot): klibc and FAST_INITRD_MODULES, no udev."""
-    out = work / "fast-initrd.img"
-    out.write_bytes(fast_initramfs(rootfs, kernel_version, FAST_INITRD_MODULES.split()))
-    return out
 
 
 def _count_packages(rootfs: Path) -> int:

@@ -151,7 +151,7 @@ def qemu_argv(
     if seed is not None:
         argv += ["-drive", f"file={seed},if=virtio,format=raw,readonly=on"]
     if manifest is not None and manifest.kernel and manifest.initrd:
-        # The fast path (see workers.vm_images): the image's kernel, the virtio-only initramfs kept
+        # The fast path (see workers.vm_images): the image's kernel, the small initramfs kept
         # beside it and the build-guest command line; no firmware reading the disk's loader.
         argv += ["-kernel", manifest.kernel, "-initrd", manifest.initrd, "-append", FAST_APPEND]
     return argv

@@ -2,11 +2,13 @@
 
 An instance is a libvirt domain ``ib-<instance id>`` booted from a qcow2 overlay on an immutable
 parent (the recipe's parent image in the build stage, the captured disk in the test stage), with
-an ephemeral ed25519 key handed to cloud-init through a NoCloud seed ISO and SSH forwarded to a
-loopback port (libvirt_domain.py). Components run over SSH through the component engine
-(SSHTarget). CreateImage generalizes the guest, powers it off and flattens the overlay chain into
-the blob store, which every libvirt worker shares: the captured disk goes to the libvirt pool
-queue, not this host's.
+an ephemeral ed25519 login key and the guest's SSH host key (made here, then trusted alone) in
+a NoCloud seed ISO, and SSH forwarded to a loopback port (libvirt_domain.py). A disk with boot
+files on this host (a managed parent, or an image whose build left /boot alone) boots them
+directly; any other through its own loader, with cloud-init's stages. Components run over SSH
+through the component engine (SSHTarget). CreateImage generalizes the guest, powers it off and
+flattens the overlay chain into the blob store, which every libvirt worker shares: the captured
+disk goes to the libvirt pool queue, not this host's.
 
 Each instance's files and state.json live in a workspace folder (libvirt_workspace.py); the
 domain's name and metadata identify it too, so cleanup finds it after a worker crash.
